@@ -1,0 +1,151 @@
+"""Boxes: the one convention of gradtrack.
+
+A box is ``(x, y, w, h)`` as floats in **0-based continuous pixel coordinates**: pixel column ``i``
+covers ``[i, i + 1)``, so the image ``W x H`` covers ``[0, W) x [0, H)``, a box's top-left corner is
+``(x, y)`` and its centre is ``(x + w / 2, y + h / 2)``.  Benchmark files in 1-based MATLAB coordinates
+are converted by their readers (subtract 1 from x and y), never here.
+
+All functions accept a single box of shape ``(4,)`` or an array ``(N, 4)`` and are vectorised.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class BoxError(ValueError):
+    """A box is malformed (NaN, non-positive size, wrong shape) or does not overlap the image."""
+
+
+def _as_boxes(boxes) -> np.ndarray:
+    arr = np.asarray(boxes, dtype=np.float64)
+    if arr.shape[-1:] != (4,) or arr.ndim > 2:
+        raise BoxError(f"expected box(es) of shape (4,) or (N, 4), got shape {arr.shape}")
+    return arr
+
+
+def xywh_to_cxcywh(boxes) -> np.ndarray:
+    b = _as_boxes(boxes)
+    return np.concatenate([b[..., :2] + b[..., 2:] / 2.0, b[..., 2:]], axis=-1)
+
+
+def cxcywh_to_xywh(boxes) -> np.ndarray:
+    b = _as_boxes(boxes)
+    return np.concatenate([b[..., :2] - b[..., 2:] / 2.0, b[..., 2:]], axis=-1)
+
+
+def xywh_to_xyxy(boxes) -> np.ndarray:
+    """Top-left and bottom-right corners (the bottom-right corner is exclusive: ``x + w``)."""
+    b = _as_boxes(boxes)
+    return np.concatenate([b[..., :2], b[..., :2] + b[..., 2:]], axis=-1)
+
+
+def xyxy_to_xywh(boxes) -> np.ndarray:
+    b = _as_boxes(boxes)
+    return np.concatenate([b[..., :2], b[..., 2:] - b[..., :2]], axis=-1)
+
+
+def polygon_to_xywh(polys) -> np.ndarray:
+    """VOT 8-value polygons ``(x1, y1, ..., x4, y4)`` to area-preserving axis-aligned boxes.
+
+    The box has the polygon's centroid (mean of the corners) and the aspect of its min-max box,
+    scaled so that its area equals the polygon's area (the convention of the VOT toolkits: for a
+    rotated rectangle ``s = sqrt(A_poly / A_minmax)``).  4-value regions are passed through.  Polygons
+    with other numbers of values are rejected.  Coordinates are taken as they are (convert 1-based
+    files before calling).
+    """
+    p = np.asarray(polys, dtype=np.float64)
+    single = p.ndim == 1
+    p = np.atleast_2d(p)
+    if p.shape[1] == 4:
+        out = p.copy()
+    elif p.shape[1] >= 6 and p.shape[1] % 2 == 0:
+        xs, ys = p[:, 0::2], p[:, 1::2]
+        x1, x2 = xs.min(1), xs.max(1)
+        y1, y2 = ys.min(1), ys.max(1)
+        cx, cy = xs.mean(1), ys.mean(1)
+        # shoelace area of the polygon
+        area_poly = 0.5 * np.abs(np.sum(xs * np.roll(ys, -1, 1) - np.roll(xs, -1, 1) * ys, axis=1))
+        area_box = (x2 - x1) * (y2 - y1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s = np.sqrt(np.where(area_box > 0, area_poly / area_box, 1.0))
+        w, h = s * (x2 - x1), s * (y2 - y1)
+        out = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
+    else:
+        raise BoxError(f"a VOT region has 4 (box) or an even number >= 6 (polygon) of values, got {p.shape[1]}")
+    return out[0] if single else out
+
+
+def xywh_to_polygon(boxes) -> np.ndarray:
+    """Axis-aligned boxes as 8-value polygons (clockwise from the top-left corner)."""
+    b = _as_boxes(boxes)
+    x1, y1 = b[..., 0], b[..., 1]
+    x2, y2 = x1 + b[..., 2], y1 + b[..., 3]
+    return np.stack([x1, y1, x2, y1, x2, y2, x1, y2], axis=-1)
+
+
+def iou(a, b) -> np.ndarray:
+    """Intersection over union of boxes ``a`` and ``b`` (broadcast row by row, continuous areas).
+
+    Boxes with NaN give NaN; two empty boxes give 0.
+    """
+    a, b = _as_boxes(a), _as_boxes(b)
+    ax1, ay1, ax2, ay2 = np.moveaxis(xywh_to_xyxy(a), -1, 0)
+    bx1, by1, bx2, by2 = np.moveaxis(xywh_to_xyxy(b), -1, 0)
+    iw = np.clip(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0, None)
+    ih = np.clip(np.minimum(ay2, by2) - np.maximum(ay1, by1), 0, None)
+    inter = iw * ih
+    union = np.clip(a[..., 2], 0, None) * np.clip(a[..., 3], 0, None) + np.clip(b[..., 2], 0, None) * np.clip(
+        b[..., 3], 0, None
+    ) - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    nan = np.isnan(a).any(-1) | np.isnan(b).any(-1)
+    return np.where(nan, np.nan, out)
+
+
+def iou_matrix(a, b) -> np.ndarray:
+    """Pairwise IoU, ``(N, M)``."""
+    a, b = np.atleast_2d(_as_boxes(a)), np.atleast_2d(_as_boxes(b))
+    return iou(np.repeat(a, len(b), 0), np.tile(b, (len(a), 1))).reshape(len(a), len(b))
+
+
+def clip_box(box, image_size) -> np.ndarray:
+    """Clip a box to the image ``(width, height)``; may return a zero-size box."""
+    w_img, h_img = image_size
+    x1, y1, x2, y2 = np.moveaxis(xywh_to_xyxy(box), -1, 0)
+    x1, x2 = np.clip(x1, 0, w_img), np.clip(x2, 0, w_img)
+    y1, y2 = np.clip(y1, 0, h_img), np.clip(y2, 0, h_img)
+    return xyxy_to_xywh(np.stack([x1, y1, x2, y2], -1))
+
+
+def validate_box(box, image_size=None, *, min_size: float = 1.0, name: str = "box") -> np.ndarray:
+    """Check one box and return it as a float array, or raise :class:`BoxError` naming the problem.
+
+    Rules: four finite numbers; width and height >= ``min_size``; if ``image_size=(W, H)`` is given the
+    box must overlap the image by at least one pixel in each direction.
+    """
+    try:
+        b = np.asarray(box, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise BoxError(f"{name} must be 4 numbers x,y,w,h, got {box!r}") from None
+    if b.shape != (4,):
+        raise BoxError(f"{name} must be 4 numbers x,y,w,h, got {b.size} value(s)")
+    if not np.all(np.isfinite(b)):
+        raise BoxError(f"{name} {b.tolist()} contains NaN or infinity")
+    if b[2] < min_size or b[3] < min_size:
+        raise BoxError(f"{name} {b.tolist()} has width/height below {min_size} pixel(s)")
+    if image_size is not None:
+        w_img, h_img = image_size
+        if b[0] + b[2] <= 0 or b[1] + b[3] <= 0 or b[0] >= w_img or b[1] >= h_img:
+            raise BoxError(f"{name} {b.tolist()} lies outside the {w_img}x{h_img} image")
+    return b
+
+
+def parse_box(text: str) -> np.ndarray:
+    """Parse ``"x,y,w,h"`` (commas, spaces or tabs) into a float box; raises :class:`BoxError`."""
+    parts = [p for p in text.replace("\t", ",").replace(" ", ",").split(",") if p]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise BoxError(f"cannot parse box {text!r}: expected x,y,w,h numbers") from None
+    return validate_box(values, name=f"box {text!r}")

@@ -1,0 +1,107 @@
+"""GradNet (Li et al., ICCV 2019): gradient-guided template update on top of a SiamFC.
+
+* ``siamfc``: the search branch (a trained SiamFC, frozen while GradNet trains).  Its backbone embeds
+  search crops; applied to the exemplar it also gives the fixed SiamFC template used by the
+  ``official`` fusion.
+* ``template``: a separate AlexNet for the template branch.  ``template.stem`` gives the shallow
+  feature ``f2`` (conv2 + pool2, ``256 x 12 x 12``); ``template.head`` is U1 (conv3..conv5).
+* ``u2``: 3x3 conv + BN + tanh applied to the scaled gradient ``dL/df2``.
+* the update: ``L = balanced_logistic(adjust(xcorr(U1(f2), phi(x))), centred label)``,
+  ``g = dL/df2`` (autograd; ``create_graph=True`` in training for second-order gradients),
+  ``f2' = f2 + U2(grad_scale * g)``, ``beta* = U1(f2')``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+
+from .alexnet import AlexNet, AlexNetConfig
+from .labels import balanced_logistic_loss
+from .siamfc import SiamFC, SiamFCConfig
+from .xcorr import ResponseAdjust, xcorr
+
+
+@dataclass
+class GradNetConfig:
+    siamfc: SiamFCConfig = field(default_factory=SiamFCConfig)
+    template: AlexNetConfig = field(default_factory=AlexNetConfig)
+    # Gradient multiplier before U2.  The official code multiplies by 1e4 on a loss that is additionally
+    # divided by H*W (225 in training); our loss is not (see labels.balanced_logistic_loss), so the
+    # equivalent constant is 1e4 / 225 ~= 44.
+    grad_scale: float = 44.0
+    label_radius: float = 2.0  # cells (16 px at stride 8)
+    u2_kernel: int = 3
+    shared_u1: bool = True  # False = the paper's "w 2U" ablation: the initial template uses its own U1
+
+
+class GradientUpdate(nn.Module):
+    """U2: ``tanh(BN(conv(grad_scale * g)))``."""
+
+    def __init__(self, channels: int, kernel: int = 3, grad_scale: float = 44.0):
+        super().__init__()
+        self.grad_scale = grad_scale
+        self.conv = nn.Conv2d(channels, channels, kernel, padding=kernel // 2)
+        self.bn = nn.BatchNorm2d(channels, eps=1e-3)
+        nn.init.normal_(self.conv.weight, std=0.01)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, grad: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.bn(self.conv(grad * self.grad_scale)))
+
+
+class GradNet(nn.Module):
+    def __init__(self, cfg: GradNetConfig | None = None):
+        super().__init__()
+        self.cfg = cfg = cfg or GradNetConfig()
+        self.siamfc = SiamFC(cfg.siamfc)
+        self.template = AlexNet(cfg.template)
+        if self.template.out_channels != self.siamfc.backbone.out_channels:
+            raise ValueError("template and search branches must output the same number of channels")
+        self.u2 = GradientUpdate(self.template.f2_channels, cfg.u2_kernel, cfg.grad_scale)
+        self.adjust = ResponseAdjust(cfg.siamfc.adjust_scale)
+        # "w 2U" ablation: a second U1 for the initial template (the gradient is taken through it)
+        self.u1_init = None if cfg.shared_u1 else AlexNet(cfg.template).head
+
+    # -- building blocks -------------------------------------------------------------------------
+    def search_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.siamfc.embed(x)
+
+    def f2(self, z: torch.Tensor) -> torch.Tensor:
+        return self.template.stem(z)
+
+    def u1(self, f2: torch.Tensor) -> torch.Tensor:
+        return self.template.head(f2)
+
+    def score(self, template: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
+        return self.adjust(xcorr(template, xf))
+
+    def gradient(self, f2: torch.Tensor, xf: torch.Tensor, label: torch.Tensor, weight: torch.Tensor,
+                 create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(dL/df2, L)`` for the initial template ``U1(f2)`` against search features ``xf``.
+
+        ``xf`` may hold ``k`` samples per template (template generalisation); the loss is their mean.
+        """
+        with torch.enable_grad():
+            leaf = f2 if (create_graph and f2.requires_grad) else f2.detach().requires_grad_(True)
+            head = self.u1_init if self.u1_init is not None else self.template.head
+            loss = balanced_logistic_loss(self.score(head(leaf), xf), label, weight)
+            (g,) = torch.autograd.grad(loss, leaf, create_graph=create_graph)
+        return g, loss
+
+    def update(self, f2: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(beta*, f2')`` with ``f2' = f2 + U2(g)`` and ``beta* = U1(f2')``."""
+        f2_new = f2 + self.u2(grad)
+        return self.u1(f2_new), f2_new
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor, label: torch.Tensor, weight: torch.Tensor,
+                create_graph: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training forward: templates ``z`` (B), searches ``x`` (B*k).  Returns
+        ``(score after the update, loss before, loss after)``; only the loss after is optimised."""
+        xf = self.search_features(x)
+        f2 = self.f2(z)
+        g, loss0 = self.gradient(f2, xf, label, weight, create_graph=create_graph)
+        template, _ = self.update(f2, g)
+        score = self.score(template, xf)
+        return score, loss0, balanced_logistic_loss(score, label, weight)
