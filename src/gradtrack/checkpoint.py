@@ -64,6 +64,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     for key in ("model", "config", "state_dict"):
         if key not in ckpt:
             raise CheckpointError(f"{path}: checkpoint has no {key!r} entry")
+    sd = ckpt["state_dict"]
+    bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)] if isinstance(sd, dict) else None
+    if bad is None or bad:
+        what = f"non-tensor entries {bad[:8]}" if bad else f"a {type(sd).__name__}"
+        raise CheckpointError(f"{path}: 'state_dict' must map names to tensors, found {what}")
     return ckpt
 
 

@@ -94,11 +94,12 @@ def iou(a, b) -> np.ndarray:
     iw = np.clip(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0, None)
     ih = np.clip(np.minimum(ay2, by2) - np.maximum(ay1, by1), 0, None)
     inter = iw * ih
-    union = np.clip(a[..., 2], 0, None) * np.clip(a[..., 3], 0, None) + np.clip(b[..., 2], 0, None) * np.clip(
-        b[..., 3], 0, None
-    ) - inter
+    # areas from the same corner differences as the intersection, so identical boxes give exactly 1
+    area_a = np.clip(ax2 - ax1, 0, None) * np.clip(ay2 - ay1, 0, None)
+    area_b = np.clip(bx2 - bx1, 0, None) * np.clip(by2 - by1, 0, None)
+    union = area_a + area_b - inter
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+        out = np.minimum(np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0), 1.0)
     nan = np.isnan(a).any(-1) | np.isnan(b).any(-1)
     return np.where(nan, np.nan, out)
 

@@ -53,13 +53,15 @@ def crop_and_resize(image: np.ndarray, center, size, out_size, pad_color=None) -
     m = crop_affine(center, size, (ow, oh))
     pad = mean_color(image) if pad_color is None else np.broadcast_to(np.asarray(pad_color, float), (image.shape[2],))
     border = tuple(float(v) for v in pad[:4])
+    # OpenCV quantises float64 (and uint8) sample positions to 1/32 pixel but warps float32 exactly
+    src = image.astype(np.float32) if image.dtype == np.float64 else image
     out = cv2.warpAffine(
-        image, m, (ow, oh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        src, m, (ow, oh), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
         borderMode=cv2.BORDER_CONSTANT, borderValue=border,
     )
     if out.ndim == 2:
         out = out[:, :, None]
-    return out
+    return out.astype(image.dtype, copy=False)
 
 
 def crop_pyramid(image: np.ndarray, center, sizes: Sequence, out_size, pad_color=None) -> np.ndarray:

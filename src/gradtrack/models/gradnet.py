@@ -34,6 +34,8 @@ class GradNetConfig:
     label_radius: float = 2.0  # cells (16 px at stride 8)
     u2_kernel: int = 3
     shared_u1: bool = True  # False = the paper's "w 2U" ablation: the initial template uses its own U1
+    # False = the paper's "w/o MG" ablation: no gradient step; the template is U1(f2(z)) (trackers skip the update)
+    use_gradient: bool = True
 
 
 class GradientUpdate(nn.Module):
@@ -101,6 +103,10 @@ class GradNet(nn.Module):
         ``(score after the update, loss before, loss after)``; only the loss after is optimised."""
         xf = self.search_features(x)
         f2 = self.f2(z)
+        if not self.cfg.use_gradient:
+            score = self.score(self.u1(f2), xf)
+            loss = balanced_logistic_loss(score, label, weight)
+            return score, loss, loss
         g, loss0 = self.gradient(f2, xf, label, weight, create_graph=create_graph)
         template, _ = self.update(f2, g)
         score = self.score(template, xf)

@@ -7,10 +7,12 @@ from ..config import from_dict
 from ..registry import Registry
 from .gradnet import GradNet, GradNetConfig
 from .siamfc import SiamFC, SiamFCConfig
+from .siammlg import SiamMLG, SiamMLGConfig
 
 MODELS: Registry = Registry("model")
 MODELS.register("siamfc")((SiamFCConfig, SiamFC))
 MODELS.register("gradnet")((GradNetConfig, GradNet))
+MODELS.register("siammlg")((SiamMLGConfig, SiamMLG))
 
 
 def model_config_class(name: str) -> type:

@@ -1,0 +1,452 @@
+"""The ``gradtrack`` command line (a thin layer over the library; ``python -m gradtrack`` is the same).
+
+Subcommands: ``track``, ``demo``, ``list``, ``info`` (here) and ``eval`` / ``report`` / ``train`` (registered by
+:mod:`gradtrack.evaluation.cli` and :mod:`gradtrack.training.cli`; if one of those cannot be imported, only
+its own subcommands fail, with a message that says why).
+
+User errors (missing file, unreadable video, malformed box, unknown tracker, missing weights, bad config)
+print one line ``gradtrack <cmd>: error: ...`` to stderr and exit with status 2, without a traceback.
+Set ``GRADTRACK_DEBUG=1`` to get the traceback as well.  Anything else is a bug and is not hidden.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+EXIT_USAGE = 2
+DEMO_PRESET = "demo"
+DEMO_SEED = 0
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for; reported as one line, exit status 2."""
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    """Exception classes that mean "bad input" rather than "bug" (imported lazily: parts may be absent)."""
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+    from .geometry import BoxError
+    from .io import ImageError
+
+    types: list[type[BaseException]] = [UsageError, CheckpointError, ConfigError, BoxError, ImageError]
+    for mod, name in (("gradtrack.io.frames", "FrameError"), ("gradtrack.visualize", "DrawError"),
+                      ("gradtrack.data.sequence", "DatasetError"), ("gradtrack.data.sequence", "SequenceError"),
+                      ("gradtrack.data.readers.annotations", "AnnotationError")):
+        try:
+            types.append(getattr(importlib.import_module(mod), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(types)
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _frames_api():
+    try:
+        return importlib.import_module("gradtrack.io.frames")
+    except ImportError as exc:
+        raise UsageError(f"video input/output is unavailable: cannot import gradtrack.io.frames ({exc})") from None
+
+
+def _tracker_api():
+    import gradtrack
+
+    build = getattr(gradtrack, "build_tracker", None)
+    names = getattr(gradtrack, "list_trackers", None)
+    if build is None or names is None:
+        raise UsageError("no trackers are available: gradtrack.build_tracker / list_trackers are missing")
+    return build, names
+
+
+def _parse_source(text: str):
+    """A camera index (digits, not an existing path), else a path that must exist."""
+    if text.isdigit() and not Path(text).exists():
+        return int(text)
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise UsageError(f"source not found: {text} (expected a video file, an image folder or a camera index)")
+    return path
+
+
+def _check_weights(weights: str | None) -> str | None:
+    if weights is None or weights == "random":
+        return weights
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise UsageError(f"weights file not found: {weights} (give a checkpoint path, or 'random' for untrained weights)")
+    return str(path)
+
+
+def _make_tracker(name: str, weights: str | None, device: str | None):
+    build, list_trackers = _tracker_api()
+    known = list(list_trackers())
+    if name not in known:
+        raise UsageError(f"unknown tracker {name!r}; available: {', '.join(known)}")
+    weights = _check_weights(weights)
+    if device is not None:
+        _check_device(device)
+    try:
+        return build(name, weights=weights, device=device)
+    except FileNotFoundError as exc:
+        raise UsageError(f"cannot build tracker {name!r}: {exc}") from None
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise UsageError(f"invalid --device {device!r}: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {device} requested but CUDA is not available on this machine (use --device cpu)")
+
+
+def _writer_for(path: Path, fps: float, size: tuple[int, int]):
+    """A video writer from :mod:`gradtrack.io.frames` with ``write(rgb_frame)`` and ``close()``."""
+    frames = _frames_api()
+    return frames.VideoWriter(path, fps=fps, size=size)
+
+
+def _fmt_box(box) -> str:
+    return ",".join(f"{float(v):.2f}" for v in np.asarray(box, dtype=np.float64).reshape(4))
+
+
+def _fps_line(update_times: Sequence[float]) -> str:
+    if len(update_times) == 0:
+        return "no update() calls timed (only one frame)"
+    med = float(np.median(update_times))
+    fps = 1.0 / med if med > 0 else float("inf")
+    return (f"speed: {fps:.1f} fps (median update {med * 1e3:.1f} ms over {len(update_times)} frames; "
+            f"decoding, drawing and writing excluded)")
+
+
+def run_tracking(tracker, frames, box, *, out_video: Path | None, out_boxes: Path | None, fps_out: float,
+                 gt: np.ndarray | None = None, max_frames: int | None = None, show_fps: bool = False,
+                 progress: bool = True, desc: str = "tracking"):
+    """Track ``frames`` (indexable/iterable RGB uint8 frames) from ``box`` in frame 0; write the annotated
+    video and the boxes file.  Returns ``(boxes N x 4, update seconds N - 1)``."""
+    from tqdm import tqdm
+
+    from .visualize import draw_result
+
+    total = None
+    try:
+        total = len(frames)
+    except TypeError:
+        pass
+    if max_frames is not None:
+        total = max_frames if total is None else min(total, max_frames)
+    boxes: list[np.ndarray] = []
+    times: list[float] = []
+    writer = None
+    boxes_file = None
+    try:
+        if out_boxes is not None:
+            out_boxes.parent.mkdir(parents=True, exist_ok=True)
+            boxes_file = open(out_boxes, "w")
+        bar = tqdm(total=total, desc=desc, unit="frame", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+        with bar:
+            for i, frame in enumerate(frames):
+                if max_frames is not None and i >= max_frames:
+                    break
+                if i == 0:
+                    tracker.init(frame, box)
+                    result = np.asarray(box, dtype=np.float64)
+                    b = result
+                else:
+                    t0 = time.perf_counter()
+                    result = tracker.update(frame)
+                    times.append(time.perf_counter() - t0)
+                    b = np.asarray(result.box, dtype=np.float64).reshape(4)
+                boxes.append(b)
+                if boxes_file is not None:
+                    boxes_file.write(_fmt_box(b) + "\n")
+                if out_video is not None:
+                    live_fps = 1.0 / float(np.median(times)) if (show_fps and times) else None
+                    img = draw_result(frame, result, index=i, fps=live_fps,
+                                      gt=None if gt is None or i >= len(gt) else gt[i])
+                    if writer is None:
+                        out_video.parent.mkdir(parents=True, exist_ok=True)
+                        writer = _writer_for(out_video, fps_out, (img.shape[1], img.shape[0]))
+                    writer.write(img)
+                bar.update(1)
+    finally:
+        if boxes_file is not None:
+            boxes_file.close()
+        if writer is not None:
+            writer.close()
+    if not boxes:
+        raise UsageError("the source has no frames")
+    return np.stack(boxes), np.asarray(times)
+
+
+# --------------------------------------------------------------------------------------------- track
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    from .geometry import BoxError, parse_box, validate_box
+
+    try:
+        box = parse_box(args.box)
+    except BoxError as exc:
+        raise UsageError(f"--box: {exc}") from None
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UsageError(f"--max-frames must be >= 1, got {args.max_frames}")
+    source = _parse_source(args.source)
+    tracker = _make_tracker(args.tracker, args.weights, args.device)  # fail on names/weights before decoding
+    frames = _frames_api().open_frames(source)
+    w, h = frames.size
+    validate_box(box, (w, h), name=f"--box {args.box!r}")
+    stem = f"camera{source}" if isinstance(source, int) else Path(source).stem
+    out_video = None if args.no_video else Path(args.out or f"{stem}.{args.tracker}.mp4")
+    out_boxes = Path(args.boxes or f"{stem}.{args.tracker}.txt")
+    fps_src = getattr(frames, "fps", None) or 25.0
+    boxes, times = run_tracking(tracker, frames, box, out_video=out_video, out_boxes=out_boxes, fps_out=float(fps_src),
+                                max_frames=args.max_frames, show_fps=args.show_fps, progress=not args.quiet,
+                                desc=f"{args.tracker} {stem}")
+    print(f"tracked {len(boxes)} frames of {args.source} with {args.tracker}")
+    if out_video is not None:
+        print(f"video: {out_video}")
+    print(f"boxes: {out_boxes} (one 0-based x,y,w,h line per frame)")
+    print(_fps_line(times))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- demo
+
+
+def _shipped_weights(name: str) -> Path | None:
+    path = Path(__file__).resolve().parent / "weights" / f"{name}.pt"
+    return path if path.is_file() else None
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .geometry import iou
+
+    try:
+        synthetic = importlib.import_module("gradtrack.data.synthetic")
+    except ImportError as exc:
+        raise UsageError(f"the demo needs gradtrack.data.synthetic, which cannot be imported ({exc})") from None
+    if args.frames is not None and args.frames < 2:
+        raise UsageError(f"--frames must be >= 2, got {args.frames}")
+    overrides = {} if args.frames is None else {"num_frames": args.frames}
+    seq = synthetic.preset(args.preset, seed=args.seed, **overrides)
+    frames, gt = seq.frames, np.asarray(seq.boxes, dtype=np.float64)
+    n = len(frames)
+    weights = args.weights
+    if weights is None and _shipped_weights(args.tracker) is None:
+        weights = "random"
+        bar = "!" * 78
+        print(f"{bar}\nNOTICE: no trained weights for {args.tracker!r} are shipped with this version of gradtrack.\n"
+              f"The demo runs with RANDOM weights: the tracker works end to end but will not follow the target.\n"
+              f"Train weights with `gradtrack train` and pass them with --weights PATH.\n{bar}", file=sys.stderr)
+    tracker = _make_tracker(args.tracker, weights, args.device)
+    out_dir = Path(args.out)
+    out_video = out_dir / f"demo_{seq.name}_{args.tracker}.mp4"
+    out_boxes = out_dir / f"demo_{seq.name}_{args.tracker}.txt"
+    boxes, times = run_tracking(tracker, frames, gt[0], out_video=out_video, out_boxes=out_boxes,
+                                fps_out=float(getattr(seq, "fps", None) or 25.0),
+                                gt=gt, max_frames=n, show_fps=True, progress=not args.quiet,
+                                desc=f"demo {args.tracker}")
+    ious = iou(boxes[1:], gt[1:len(boxes)])
+    print(f"demo: sequence {seq.name!r} ({len(boxes)} frames, seed {args.seed}), tracker {args.tracker}, "
+          f"weights {weights or _shipped_weights(args.tracker)}")
+    print(f"mean IoU vs ground truth (frames 1..{len(boxes) - 1}): {float(np.nanmean(ious)):.3f}")
+    print(_fps_line(times))
+    print(f"video: {out_video}\nboxes: {out_boxes}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- list / info
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    try:
+        _, list_trackers = _tracker_api()
+        trackers = list(list_trackers())
+    except UsageError as exc:
+        trackers = [f"(unavailable: {exc})"]
+    print("trackers:")
+    for name in trackers:
+        shipped = _shipped_weights(name) if not name.startswith("(") else None
+        print(f"  {name}" + (f"  [shipped weights: {shipped.name}]" if shipped else ""))
+    from .models import MODELS
+
+    print("models:\n" + "".join(f"  {n}\n" for n in MODELS.names()), end="")
+    print("datasets:")
+    for line in _dataset_lines():
+        print(f"  {line}")
+    return 0
+
+
+def _dataset_lines() -> list[str]:
+    lines: list[str] = []
+    try:
+        readers = importlib.import_module("gradtrack.data.readers")
+        lines.append("benchmark readers: "
+                     + ", ".join(readers.DATASETS.names()))
+    except Exception as exc:  # noqa: BLE001 - listing must not fail because one part is broken
+        lines.append(f"benchmark readers: unavailable ({type(exc).__name__}: {exc})")
+    try:
+        synthetic = importlib.import_module("gradtrack.data.synthetic")
+        presets = sorted(getattr(synthetic, "PRESETS", None) or [])
+        lines.append("synthetic (procedural, exact ground truth): presets " + (", ".join(presets) or "(none)"))
+    except Exception as exc:  # noqa: BLE001
+        lines.append(f"synthetic: unavailable ({type(exc).__name__}: {exc})")
+    return lines
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .checkpoint import read_checkpoint
+
+    path = Path(args.weights).expanduser()
+    ckpt = read_checkpoint(path)
+    sd = ckpt["state_dict"]
+    n_params = sum(int(v.numel()) for v in sd.values() if hasattr(v, "numel"))
+    dtypes = sorted({str(v.dtype).replace("torch.", "") for v in sd.values() if hasattr(v, "dtype")})
+    print(f"checkpoint: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    print(f"format: {ckpt['format']} v{ckpt['version']}")
+    print(f"model: {ckpt['model']}  ({n_params:,} values in {len(sd)} tensors; dtypes {', '.join(dtypes)})")
+    extra = sorted(k for k in ckpt if k not in ("format", "version", "model", "config", "state_dict", "meta"))
+    if extra:
+        print(f"training state: {', '.join(extra)}")
+    meta = ckpt.get("meta") or {}
+    print("meta:")
+    print(_indent(yaml.safe_dump(meta, sort_keys=True, default_flow_style=False) if meta else "{}\n"), end="")
+    print("config:")
+    print(_indent(yaml.safe_dump(ckpt["config"], sort_keys=True, default_flow_style=None)), end="")
+    card = path.with_suffix(".md")
+    if card.is_file():
+        print(f"model card ({card.name}):")
+        print(_indent(card.read_text()), end="")
+    return 0
+
+
+def _indent(text: str) -> str:
+    return "".join("  " + line for line in text.splitlines(keepends=True))
+
+
+# --------------------------------------------------------------------------------------------- parser
+
+
+def _add_optional(sub, module: str, names: Sequence[str], helps: Sequence[str]) -> None:
+    """Let ``module.register_cli(sub)`` add its subcommands; if the import fails, add placeholders that
+    report the failure only when one of them is used."""
+    try:
+        mod = importlib.import_module(module)
+        register: Callable = mod.register_cli
+    except Exception as exc:  # noqa: BLE001 - any import-time failure of an optional part
+        reason = f"{type(exc).__name__}: {exc}"
+        for name, help_ in zip(names, helps):
+            p = sub.add_parser(name, help=f"{help_} (unavailable: {module} failed to import)", add_help=False)
+            p.add_argument("rest", nargs=argparse.REMAINDER)
+            p.set_defaults(func=_unavailable(name, module, reason), _placeholder=True)
+        return
+    register(sub)
+
+
+def _unavailable(name: str, module: str, reason: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        raise UsageError(f"the {name!r} subcommand is unavailable because {module} cannot be imported ({reason})")
+
+    return run
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gradtrack")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gradtrack", description="Gradient-guided Siamese visual object tracking (SiamFC, GradNet, SiamMLG).",
+        epilog="Boxes are 0-based x,y,w,h in pixels (continuous coordinates). GRADTRACK_DEBUG=1 shows tracebacks.",
+    )
+    parser.add_argument("--version", action="version", version=f"gradtrack {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("track", help="track one object through a video, an image folder or a camera",
+                       description="Track the object in --box from the first frame of SOURCE; write an annotated "
+                                   "video and a boxes file (one 0-based 'x,y,w,h' line per frame, no header; "
+                                   "line 1 is the given box).")
+    p.add_argument("source", metavar="SOURCE", help="video file, folder of images, or camera index (0, 1, ...)")
+    p.add_argument("--box", required=True, metavar="X,Y,W,H", help="target in the first frame, 0-based pixels")
+    p.add_argument("--tracker", default="gradnet", help="tracker name (see `gradtrack list`; default gradnet)")
+    p.add_argument("--weights", default=None, metavar="PATH|random",
+                   help="checkpoint file; 'random' for untrained weights; default: the shipped weights")
+    p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: the tracker's)")
+    p.add_argument("--out", default=None, metavar="VIDEO", help="annotated video (default: SOURCE-STEM.TRACKER.mp4)")
+    p.add_argument("--boxes", default=None, metavar="TXT", help="boxes file (default: SOURCE-STEM.TRACKER.txt)")
+    p.add_argument("--no-video", action="store_true", help="do not write the annotated video")
+    p.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
+    p.add_argument("--show-fps", action="store_true", help="draw the running tracking speed on the video")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_track)
+
+    p = sub.add_parser("demo", help="track a procedural sequence (nothing to download) and report IoU and fps")
+    p.add_argument("--tracker", default="gradnet", help="tracker name (default gradnet)")
+    p.add_argument("--weights", default=None, metavar="PATH|random", help="default: the shipped weights")
+    p.add_argument("--device", default=None, help="torch device (default: the tracker's)")
+    p.add_argument("--out", default="out/demo", metavar="DIR", help="output folder (default out/demo)")
+    p.add_argument("--frames", type=int, default=None, metavar="N", help="track only the first N frames")
+    p.add_argument("--preset", default=DEMO_PRESET, help=f"synthetic sequence preset (default {DEMO_PRESET})")
+    p.add_argument("--seed", type=int, default=DEMO_SEED, help=f"sequence seed (default {DEMO_SEED})")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("list", help="list trackers, models and datasets")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("info", help="print the model card, meta data and config of a checkpoint")
+    p.add_argument("weights", metavar="WEIGHTS", help="checkpoint file (.pt)")
+    p.set_defaults(func=cmd_info)
+
+    _add_optional(sub, "gradtrack.evaluation.cli", ("eval", "report"),
+                  ("run a benchmark protocol", "tables and plots from evaluation results"))
+    _add_optional(sub, "gradtrack.training.cli", ("train",), ("train a model",))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    # placeholders of unavailable subcommands accept any arguments (they only report why they are unavailable)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "_placeholder", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.error(f"no action for command {args.command!r}")
+    try:
+        rc = func(args)
+    except KeyboardInterrupt:
+        print("gradtrack: interrupted", file=sys.stderr)
+        return 130
+    except _user_error_types() as exc:
+        if os.environ.get("GRADTRACK_DEBUG"):
+            traceback.print_exc()
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"gradtrack {args.command}: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

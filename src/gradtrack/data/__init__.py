@@ -1,0 +1,1 @@
+"""The data layer: annotated sequences, benchmark readers, training samplers."""

@@ -1,0 +1,398 @@
+"""Where training pairs come from, and the torch datasets that turn them into crops.
+
+Sources (each yields :class:`gradtrack.data.pairs.Pair` objects from a ``numpy`` Generator):
+
+* :class:`VideoPool`: curated annotated videos (the ``folder`` dataset's train split, or procedural
+  synthetic sequences from :mod:`gradtrack.data.synthetic`), pairs within ``max_gap`` frames;
+* :class:`gradtrack.data.stills.StillImages`: still-image pairs (train-split frames, package samples).
+
+:class:`PairMixture` draws from the sources with fixed weights.  :class:`PairDataset` (SiamFC; GradNet
+without template generalisation) and :class:`GroupDataset` (GradNet template generalisation: ``k``
+pairs from ``k`` different videos) are map-style datasets whose item ``i`` is a pure function of
+``(seed, i)``, so the data stream does not depend on the number of DataLoader workers, and resuming at
+step ``s`` just starts at item ``s * batch``.
+
+The validation split never enters training: :func:`build_training_sources` refuses sequences listed
+under ``val`` in the splits file (and :func:`build_validation_pool` takes only those).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .augment import AugmentConfig, CropConfig, crop_exemplar, crop_search, photometric, to_tensor_layout
+from .pairs import BoxFilter, CuratedVideo, Pair, usable_frames
+from .stills import StillConfig, StillImages, package_sample_images
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SyntheticConfig:
+    count: int = 0  # procedural sequences to generate
+    presets: list[str] = field(default_factory=list)  # cycled; empty = the module's default presets
+    seed: int = 1000
+
+
+@dataclass
+class DataConfig:
+    format: str = "folder"  # a dataset name understood by gradtrack.data.readers.build_dataset
+    root: str = "../shared/data/sequences"
+    splits_file: str | None = "../shared/data/splits.json"
+    split: str = "train"
+    val_split: str = "val"
+    limit_sequences: int = 0  # 0 = all sequences of the split (small numbers for smoke tests)
+    max_gap: int = 100
+    weights: dict[str, float] = field(default_factory=lambda: {"sequences": 1.0, "stills": 0.25, "synthetic": 0.25})
+    stills_per_sequence: int = 12  # frames of each train sequence used as still images
+    package_stills: bool = True  # sample images shipped by cv2 / skimage / matplotlib
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    filter: BoxFilter = field(default_factory=BoxFilter)
+    crop: CropConfig = field(default_factory=CropConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    still: StillConfig = field(default_factory=StillConfig)
+    cache_size: int = 287  # side of the curated crops kept in memory
+    cache_margin: float = 1.125  # curated window = 255 window * margin
+    cache_quality: int = 88
+    num_workers: int = 1
+    val_pairs: int = 64  # fixed validation pairs (or groups) from the val split; 0 = no validation
+
+    def validate(self) -> None:
+        unknown = set(self.weights) - {"sequences", "stills", "synthetic"}
+        if unknown:
+            raise ValueError(f"weights: unknown source(s) {sorted(unknown)}; known: sequences, stills, synthetic")
+        if any(w < 0 for w in self.weights.values()) or not any(w > 0 for w in self.weights.values()):
+            raise ValueError("weights must be >= 0 with at least one > 0")
+        if self.split == self.val_split:
+            raise ValueError("the training split and the validation split must differ")
+        if self.num_workers < 0 or self.max_gap < 0:
+            raise ValueError("num_workers and max_gap must be >= 0")
+
+
+# ------------------------------------------------------------------------------------------------
+# sources
+
+
+class VideoPool:
+    """Curated videos; ``sample`` picks a video (not in ``exclude`` if possible) and a pair in it."""
+
+    def __init__(self, videos: list[CuratedVideo], max_gap: int):
+        self.videos = videos
+        self.max_gap = max_gap
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    @property
+    def keys(self) -> list[str]:
+        return [v.key for v in self.videos]
+
+    def sample(self, rng: np.random.Generator, exclude: set | None = None) -> Pair:
+        if not self.videos:
+            raise ValueError("empty video pool")
+        order = rng.permutation(len(self.videos))
+        pick = order[0]
+        if exclude:
+            for j in order:
+                if self.videos[j].key not in exclude:
+                    pick = j
+                    break
+        return self.videos[int(pick)].sample(rng, self.max_gap)
+
+    @property
+    def frames(self) -> int:
+        return sum(len(v) for v in self.videos)
+
+
+class PairMixture:
+    """Weighted mixture of sources (name -> (weight, source)); empty sources are dropped."""
+
+    def __init__(self, sources: dict[str, tuple[float, object]]):
+        items = [(n, float(w), s) for n, (w, s) in sources.items() if w > 0 and s is not None and len(s) > 0]
+        if not items:
+            raise ValueError("no training source with data and a positive weight")
+        self.names = [n for n, _, _ in items]
+        self.sources = [s for _, _, s in items]
+        w = np.array([w for _, w, _ in items])
+        self.probs = w / w.sum()
+
+    def sample(self, rng: np.random.Generator, exclude: set | None = None) -> tuple[str, Pair]:
+        i = int(rng.choice(len(self.sources), p=self.probs))
+        return self.names[i], self.sources[i].sample(rng, exclude)
+
+    def describe(self) -> dict:
+        out = {}
+        for n, s, p in zip(self.names, self.sources, self.probs):
+            out[n] = {"weight": float(p), "videos": len(s), "frames": int(getattr(s, "frames", len(s)))}
+        return out
+
+
+# ------------------------------------------------------------------------------------------------
+# building from a config
+
+
+def _resolve(path: str | None, base: Path | None) -> Path | None:
+    if path is None:
+        return None
+    p = Path(path).expanduser()
+    if not p.is_absolute() and base is not None and not p.exists():
+        q = base / p
+        if q.exists():
+            return q
+    return p
+
+
+def split_names(splits_file: Path | None, split: str) -> list[str]:
+    if splits_file is None:
+        return []
+    data = json.loads(Path(splits_file).read_text())
+    return list(data.get(split, []))
+
+
+def _ids(seq) -> set[str]:
+    ids = {seq.name}
+    if getattr(seq, "dataset", ""):
+        ids.add(f"{seq.dataset}/{seq.name}")
+    return ids
+
+
+def assert_no_val(sequences, val_names: list[str]) -> None:
+    """Raise if any sequence is one of ``val_names`` (by name or ``dataset/name``)."""
+    val = set(val_names)
+    if not val:
+        return
+    for seq in sequences:
+        hit = _ids(seq) & val
+        if hit:
+            raise AssertionError(f"validation sequence {sorted(hit)[0]!r} would be used for training")
+
+
+def _open_split(cfg: DataConfig, split: str, base: Path | None):
+    from .readers import build_dataset  # the readers module is written alongside; imported lazily
+
+    root = _resolve(cfg.root, base)
+    splits = _resolve(cfg.splits_file, base)
+    if splits is not None and not splits.is_file():
+        raise FileNotFoundError(f"splits file not found: {splits}")
+    kwargs = {"split": split, "splits": str(splits)} if splits is not None else {}
+    ds = build_dataset(cfg.format, str(root), **kwargs)
+    seqs = list(ds)
+    if cfg.limit_sequences:
+        seqs = seqs[: cfg.limit_sequences]
+    return seqs
+
+
+def video_key(seq) -> str:
+    """``dataset/name`` (names that already hold a path, like the folder dataset's, stay as they are)."""
+    ds = getattr(seq, "dataset", "")
+    return seq.name if ("/" in seq.name or not ds) else f"{ds}/{seq.name}"
+
+
+def curate(seq, cfg: DataConfig, key: str | None = None) -> CuratedVideo | None:
+    usable = usable_frames(seq.boxes, seq.image_size, cfg.filter, seq.absent)
+    if not usable.any():
+        return None
+    return CuratedVideo(key or video_key(seq), seq.frames, seq.boxes, usable,
+                        cfg.crop, cfg.cache_size, cfg.cache_margin, cfg.cache_quality)
+
+
+def _still_frames(seq, usable: np.ndarray, count: int) -> list[int]:
+    idx = np.flatnonzero(usable) if usable.any() else np.arange(len(seq))
+    if count <= 0 or len(idx) == 0:
+        return []
+    return sorted(set(np.linspace(0, len(idx) - 1, min(count, len(idx))).round().astype(int).tolist()))
+
+
+def _synthetic_sequences(cfg: SyntheticConfig):
+    """Procedural sequences as ``(key, frames, boxes)``."""
+    if cfg.count <= 0:
+        return []
+    from . import synthetic
+
+    presets = list(cfg.presets) or list(getattr(synthetic, "PRESETS", None) or ["default"])
+    out = []
+    for i in range(cfg.count):
+        name = presets[i % len(presets)]
+        s = synthetic.preset(name, seed=cfg.seed + i)
+        frames = s["frames"] if isinstance(s, dict) else s.frames
+        boxes = s["boxes"] if isinstance(s, dict) else s.boxes
+        out.append((f"synthetic/{name}-{cfg.seed + i}", frames, np.asarray(boxes, dtype=np.float64)))
+    return out
+
+
+@dataclass
+class TrainingSources:
+    mixture: PairMixture
+    stats: dict
+
+
+def build_training_sources(cfg: DataConfig, base: Path | None = None, progress: bool = False) -> TrainingSources:
+    """Curate the train split, the still images and the synthetic sequences into a :class:`PairMixture`."""
+    t0 = time.time()
+    weights = {k: float(v) for k, v in cfg.weights.items()}
+    videos: list[CuratedVideo] = []
+    stills = StillImages(cfg.still)
+    stats: dict = {"sequences": [], "skipped_sequences": [], "still_images": 0, "package_images": [],
+                   "synthetic_sequences": 0}
+    need_seq = weights.get("sequences", 0) > 0 or (weights.get("stills", 0) > 0 and cfg.stills_per_sequence > 0)
+    if need_seq:
+        seqs = _open_split(cfg, cfg.split, base)
+        val_names = split_names(_resolve(cfg.splits_file, base), cfg.val_split)
+        assert_no_val(seqs, val_names)
+        it = seqs
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(seqs, desc="curating train sequences", unit="seq")
+        for seq in it:
+            usable = usable_frames(seq.boxes, seq.image_size, cfg.filter, seq.absent)
+            want_stills = set(_still_frames(seq, usable, cfg.stills_per_sequence)) if weights.get("stills", 0) > 0 else set()
+            key = video_key(seq)
+            if weights.get("sequences", 0) > 0 and usable.any():
+                captured: dict[int, np.ndarray] = {}
+
+                def frames_tap(src=seq.frames, want=want_stills, store=captured):
+                    for i, f in enumerate(src):
+                        if i in want:
+                            store[i] = f
+                        yield f
+
+                videos.append(CuratedVideo(key, frames_tap(), seq.boxes, usable, cfg.crop, cfg.cache_size,
+                                           cfg.cache_margin, cfg.cache_quality))
+                # frames after the last usable one were not decoded: fetch the few stills left
+                for i in sorted(want_stills - set(captured)):
+                    captured[i] = seq.frames[i]
+            else:
+                if not usable.any():
+                    stats["skipped_sequences"].append(key)
+                captured = {i: seq.frames[i] for i in sorted(want_stills)}
+            for i in sorted(captured):
+                stills.add(f"{key}#{i}", captured[i])
+            stats["sequences"].append({"name": key, "frames": len(seq), "usable": int(usable.sum())})
+    if weights.get("stills", 0) > 0 and cfg.package_stills:
+        for name, img in package_sample_images().items():
+            stills.add(name, img)
+            stats["package_images"].append(name)
+    stats["still_images"] = len(stills)
+    synth_videos = []
+    if weights.get("synthetic", 0) > 0:
+        for key, frames, boxes in _synthetic_sequences(cfg.synthetic):
+            h, w = np.asarray(frames[0]).shape[:2]
+            usable = usable_frames(boxes, (w, h), cfg.filter)
+            if usable.any():
+                synth_videos.append(CuratedVideo(key, iter(frames), boxes, usable, cfg.crop, cfg.cache_size,
+                                                 cfg.cache_margin, cfg.cache_quality))
+        stats["synthetic_sequences"] = len(synth_videos)
+    mixture = PairMixture({
+        "sequences": (weights.get("sequences", 0.0), VideoPool(videos, cfg.max_gap)),
+        "stills": (weights.get("stills", 0.0), stills),
+        "synthetic": (weights.get("synthetic", 0.0), VideoPool(synth_videos, cfg.max_gap)),
+    })
+    stats["mixture"] = mixture.describe()
+    stats["curation_s"] = round(time.time() - t0, 1)
+    stats["cache_bytes"] = int(sum(v.nbytes for v in videos + synth_videos))
+    return TrainingSources(mixture, stats)
+
+
+def build_validation_pool(cfg: DataConfig, base: Path | None = None) -> VideoPool | None:
+    """Curated val-split videos (evaluated only, never trained on)."""
+    if cfg.val_pairs <= 0 or cfg.splits_file is None:
+        return None
+    vcfg = DataConfig(**{**cfg.__dict__, "split": cfg.val_split, "val_split": cfg.split, "limit_sequences": 0})
+    seqs = _open_split(vcfg, cfg.val_split, base)
+    val_names = set(split_names(_resolve(cfg.splits_file, base), cfg.val_split))
+    for seq in seqs:  # the reverse check: everything here must be listed as val
+        if val_names and not (_ids(seq) & val_names):
+            raise AssertionError(f"sequence {seq.name!r} is not in the validation split")
+    videos = [v for v in (curate(s, cfg) for s in seqs) if v is not None]
+    return VideoPool(videos, cfg.max_gap) if videos else None
+
+
+# ------------------------------------------------------------------------------------------------
+# torch datasets
+
+
+def item_rng(seed: int, index: int) -> np.random.Generator:
+    return np.random.default_rng([int(seed), int(index)])
+
+
+def make_crops(pair: Pair, crop: CropConfig, aug: AugmentConfig | None,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    z = crop_exemplar(pair.z_image, pair.z_box, crop, aug, rng)
+    x, _ = crop_search(pair.x_image, pair.x_box, crop, aug, rng)
+    if aug is not None:
+        z = photometric(z, aug, rng)
+        x = photometric(x, aug, rng)
+    return to_tensor_layout(z), to_tensor_layout(x)
+
+
+INFINITE = 1 << 40
+
+
+class PairDataset(Dataset):
+    """Item ``i``: ``{"z": 3x127x127, "x": 3x239x239}`` float32 in [0, 255], a pure function of ``(seed, i)``."""
+
+    def __init__(self, mixture, crop: CropConfig, aug: AugmentConfig | None, seed: int, length: int = INFINITE):
+        self.mixture, self.crop, self.aug, self.seed, self.length = mixture, crop, aug, seed, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict:
+        rng = item_rng(self.seed, i)
+        _, pair = self.mixture.sample(rng)
+        z, x = make_crops(pair, self.crop, self.aug, rng)
+        return {"z": torch.from_numpy(z), "x": torch.from_numpy(x)}
+
+
+class GroupDataset(Dataset):
+    """Template generalisation: item ``i`` holds ``k`` pairs from ``k`` different videos,
+    ``{"z": k x 3x127x127, "x": k x 3x239x239}``; pair 0's template is *the* template of the group."""
+
+    def __init__(self, mixture, k: int, crop: CropConfig, aug: AugmentConfig | None, seed: int,
+                 length: int = INFINITE):
+        if k < 1:
+            raise ValueError("k must be >= 1")
+        self.mixture, self.k, self.crop, self.aug, self.seed, self.length = mixture, k, crop, aug, seed, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict:
+        rng = item_rng(self.seed, i)
+        used: set[str] = set()
+        zs, xs = [], []
+        for _ in range(self.k):
+            _, pair = self.mixture.sample(rng, used)
+            used.add(pair.video)
+            z, x = make_crops(pair, self.crop, self.aug, rng)
+            zs.append(z)
+            xs.append(x)
+        return {"z": torch.from_numpy(np.stack(zs)), "x": torch.from_numpy(np.stack(xs)),
+                "distinct": torch.tensor(len(used))}
+
+
+def fixed_batches(dataset: Dataset, count: int, batch: int, start: int = 0) -> list[dict]:
+    """``count`` items of ``dataset`` collated into batches (for validation)."""
+    from torch.utils.data import default_collate
+
+    out = []
+    for b0 in range(0, count, batch):
+        items = [dataset[start + j] for j in range(b0, min(count, b0 + batch))]
+        out.append(default_collate(items))
+    return out
+
+
+def worker_init(_worker_id: int) -> None:
+    """DataLoader workers: one thread each for OpenCV and torch (the cores belong to the model)."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)

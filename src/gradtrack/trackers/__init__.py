@@ -1,0 +1,79 @@
+"""Tracker registry and :func:`build_tracker`.
+
+Register a tracker with a factory ``(weights, device, **overrides) -> Tracker``::
+
+    from gradtrack.trackers import TRACKERS
+
+    @TRACKERS.register("mytracker")
+    def build_mytracker(weights=None, device=None, **overrides):
+        ...
+
+``overrides`` are the fields of the tracker's config dataclass; factories build it with
+:func:`gradtrack.config.from_dict`, so unknown keys and wrong types are errors.
+
+SiamFC and GradNet are registered on import.  Every other module in this package (e.g. ``siammlg``,
+``opencv``) is discovered and imported lazily, the first time the registry is queried through
+:func:`build_tracker` or :func:`list_trackers`; a module that fails to import (say, a missing optional
+dependency) does not break the others: its error is kept and reported with the unknown-name error.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import warnings
+
+from ..registry import Registry
+from .base import Tracker, TrackResult
+
+TRACKERS: Registry = Registry("tracker")
+
+# core trackers (they register themselves); must come after TRACKERS is defined
+from . import siamfc as _siamfc  # noqa: E402,F401
+from . import gradnet as _gradnet  # noqa: E402,F401
+
+_NOT_TRACKERS = {"base", "common", "siamfc", "gradnet"}
+_discovered = False
+_import_errors: dict[str, str] = {}
+
+
+def _discover() -> None:
+    """Import the optional tracker modules of this package once (guarded)."""
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True
+    for info in pkgutil.iter_modules(__path__):
+        if info.name in _NOT_TRACKERS or info.name.startswith("_"):
+            continue
+        try:
+            importlib.import_module(f"{__name__}.{info.name}")
+        except Exception as exc:  # an optional tracker must never break the others
+            _import_errors[info.name] = f"{type(exc).__name__}: {exc}"
+            warnings.warn(f"gradtrack: tracker module {info.name!r} could not be imported ({_import_errors[info.name]})",
+                          RuntimeWarning, stacklevel=3)
+
+
+def list_trackers() -> list[str]:
+    """Names accepted by :func:`build_tracker`, sorted."""
+    _discover()
+    return TRACKERS.names()
+
+
+def build_tracker(name: str, weights=None, device=None, **overrides) -> Tracker:
+    """Build a ready-to-use tracker.
+
+    ``weights``: ``None`` = the weights shipped in ``gradtrack/weights/<name>.pt`` (an error that says so
+    if there are none yet), ``"random"`` = an untrained network (for demos and tests; its boxes are
+    meaningless), or a checkpoint path (:func:`gradtrack.checkpoint.save_model` format).  ``device``:
+    ``None`` = ``"cuda"`` when available, else ``"cpu"``.  ``overrides``: config fields of that tracker.
+    """
+    _discover()
+    if name not in TRACKERS:
+        msg = f"unknown tracker {name!r}; available: {', '.join(TRACKERS.names())}"
+        if _import_errors:
+            msg += "; modules that failed to import: " + "; ".join(f"{k} ({v})" for k, v in _import_errors.items())
+        raise KeyError(msg)
+    return TRACKERS.get(name)(weights=weights, device=device, **overrides)
+
+
+__all__ = ["TRACKERS", "Tracker", "TrackResult", "build_tracker", "list_trackers"]

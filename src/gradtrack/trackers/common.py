@@ -1,0 +1,256 @@
+"""Pieces shared by the SiamFC-style trackers (SiamFC, GradNet): device and weight resolution, the
+multi-scale search geometry, response post-processing and the per-sequence target state.
+
+Geometry (derived for gradtrack's crop convention, see :mod:`gradtrack.geometry.crop`)
+-------------------------------------------------------------------------------------
+A search crop of side ``s`` image pixels centred on ``c`` is resampled to ``N_x`` (255) pixels, so its
+continuous centre is crop coordinate ``N_x / 2``.  In SiamFC's AlexNet (VALID convs, total stride 8) the
+receptive-field centre of final feature cell ``g`` is crop coordinate ``8 g + 43.5``; the 6 x 6 template
+of a 127 crop is therefore centred at ``8 * 2.5 + 43.5 = 63.5 = 127 / 2``.  Response cell ``i`` places the
+template's first column on search cell ``i``, i.e. the template centre on crop coordinate
+``8 i + 63.5``, which equals the crop centre ``127.5`` for ``i = 8 = (17 - 1) / 2``.  Hence
+
+    response cell i  <->  offset (i - (n - 1) / 2) * stride crop pixels from the crop centre.
+
+``cv2.resize`` (half-pixel centres) maps upsampled index ``p`` to response coordinate
+``(p + 0.5) / up - 0.5``, so ``p`` <-> ``((p + 0.5) / up - 0.5 - (n - 1) / 2) * stride`` crop pixels; for
+``n = 17, up = 16, stride = 8`` this is ``(p - 135.5) / 2``.  Crop pixels become image pixels through
+``s / N_x`` where ``s`` is the side of the crop of the *chosen scale* (``x_sz * scale``); this is exact,
+whereas the MATLAB/TF originals use the unscaled ``round(x_sz)`` and centre 136.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..checkpoint import load_model
+from ..geometry import crop_and_resize, mean_color
+from ..models import build_model
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+RANDOM_WEIGHTS_SEED = 0
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """No weights file where one was expected (e.g. no trained weights shipped for a tracker)."""
+
+
+def resolve_device(device=None) -> torch.device:
+    """``None`` -> ``cuda`` when available, else ``cpu``; strings and ``torch.device`` are checked."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"invalid device {device!r}: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available (use device='cpu')")
+    return dev
+
+
+def shipped_weights(name: str) -> Path:
+    return WEIGHTS_DIR / f"{name}.pt"
+
+
+def load_tracker_model(tracker_name: str, weights, model_name: str, device: torch.device) -> tuple[torch.nn.Module, str]:
+    """The network of a tracker, in eval mode on ``device``, and a description of where it came from.
+
+    ``weights``: ``None`` -> the shipped ``weights/<tracker_name>.pt`` (a clear
+    :class:`WeightsNotFoundError` if none is shipped yet); ``"random"`` -> an untrained network with the
+    default model config, initialised from a fixed seed (``RANDOM_WEIGHTS_SEED``) so runs are repeatable;
+    a path -> a checkpoint written by :func:`gradtrack.checkpoint.save_model` that must hold a
+    ``model_name`` model (else :class:`gradtrack.checkpoint.CheckpointError`).
+    """
+    if weights is None:
+        path = shipped_weights(tracker_name)
+        if not path.is_file():
+            raise WeightsNotFoundError(
+                f"no trained weights are shipped for tracker {tracker_name!r} yet (expected {path}). Pass "
+                f"weights=PATH to a checkpoint saved with gradtrack.checkpoint.save_model (e.g. from "
+                f"`gradtrack train`), or weights='random' for an UNTRAINED network whose output is meaningless."
+            )
+        source = str(path)
+    elif isinstance(weights, str) and weights == "random":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_WEIGHTS_SEED)
+            model = build_model(model_name)
+        return model.eval().to(device), "random"
+    elif isinstance(weights, (str, os.PathLike)):
+        path = Path(weights).expanduser()
+        source = str(path)
+    else:
+        raise TypeError(f"weights must be None, 'random' or a checkpoint path, got {type(weights).__name__}")
+    model, _ = load_model(path, expected=model_name, device=device)
+    return model.eval(), source
+
+
+def hann_window(size: int) -> np.ndarray:
+    """Outer product of two symmetric Hann windows, normalised to sum 1 (float32)."""
+    w = np.hanning(size)
+    win = np.outer(w, w)
+    return (win / win.sum()).astype(np.float32)
+
+
+def upsample_responses(responses: np.ndarray, up: int) -> np.ndarray:
+    """``S x n x n`` -> ``S x (n*up) x (n*up)`` with bicubic ``cv2.resize`` (half-pixel centres)."""
+    n = responses.shape[-1]
+    if up == 1:
+        return responses.astype(np.float32, copy=True)
+    return np.stack([cv2.resize(r.astype(np.float32), (n * up, n * up), interpolation=cv2.INTER_CUBIC)
+                     for r in responses])
+
+
+def normalize_response(r: np.ndarray) -> np.ndarray:
+    """Subtract the minimum and divide by the sum (SiamFC's normalisation before windowing)."""
+    r = r - r.min()
+    return r / (r.sum() + 1e-16)
+
+
+def crops_to_tensor(crops: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``S x H x W x 3`` uint8 RGB -> float ``S x 3 x H x W`` in [0, 255] on ``device``."""
+    t = torch.from_numpy(np.ascontiguousarray(crops)).to(device)
+    return t.permute(0, 3, 1, 2).float()
+
+
+def sigmoid(x: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-np.clip(x, -60.0, 60.0))))
+
+
+def check_common(cfg) -> None:
+    """Validation shared by the SiamFC-style tracker configs."""
+    if cfg.exemplar_size <= 0 or cfg.instance_size <= cfg.exemplar_size:
+        raise ValueError(f"need 0 < exemplar_size < instance_size, got {cfg.exemplar_size}, {cfg.instance_size}")
+    if cfg.total_stride <= 0 or (cfg.instance_size - cfg.exemplar_size) % (2 * cfg.total_stride):
+        raise ValueError("instance_size - exemplar_size must be a multiple of 2 * total_stride so the response "
+                         f"map has a centre cell, got {cfg.instance_size} - {cfg.exemplar_size}, stride {cfg.total_stride}")
+    if cfg.context < 0:
+        raise ValueError(f"context must be >= 0, got {cfg.context}")
+    if cfg.scale_num < 1 or cfg.scale_num % 2 == 0:
+        raise ValueError(f"scale_num must be odd and >= 1, got {cfg.scale_num}")
+    if not 0.0 <= cfg.scale_lr <= 1.0:
+        raise ValueError(f"scale_lr must be in [0, 1], got {cfg.scale_lr}")
+    if cfg.response_up < 1:
+        raise ValueError(f"response_up must be >= 1, got {cfg.response_up}")
+    if not 0 < cfg.min_scale <= 1.0 <= cfg.max_scale:
+        raise ValueError(f"need 0 < min_scale <= 1 <= max_scale, got {cfg.min_scale}, {cfg.max_scale}")
+    if cfg.min_target_size <= 0:
+        raise ValueError(f"min_target_size must be > 0, got {cfg.min_target_size}")
+
+
+def check_scale_params(step: float, penalty: float, window: float) -> None:
+    if step < 1.0:
+        raise ValueError(f"scale_step must be >= 1, got {step}")
+    if not 0.0 < penalty <= 1.0:
+        raise ValueError(f"scale_penalty must be in (0, 1], got {penalty}")
+    if not 0.0 <= window <= 1.0:
+        raise ValueError(f"window_influence must be in [0, 1], got {window}")
+
+
+@dataclass
+class TargetState:
+    """Centre, size and search extent of the target (all in image pixels, continuous coordinates).
+
+    SiamFC changes width and height by the same factor, so the state keeps one relative scale ``rel``
+    (1 at init) and derives target size, exemplar side and search side from it; clamping ``rel`` to
+    ``[lo, hi]`` therefore clamps all three consistently.
+    """
+
+    center: np.ndarray  # (2,) cx, cy
+    size0: np.ndarray  # (2,) w, h at init
+    z_sz0: float
+    x_sz0: float
+    rel: float
+    rel_lo: float
+    rel_hi: float
+    image_size: tuple[int, int]
+    pad_color: np.ndarray
+
+    @property
+    def size(self) -> np.ndarray:
+        return self.size0 * self.rel
+
+    @property
+    def x_sz(self) -> float:
+        return self.x_sz0 * self.rel
+
+    def box(self) -> np.ndarray:
+        w, h = self.size
+        return np.array([self.center[0] - w / 2, self.center[1] - h / 2, w, h], dtype=np.float64)
+
+
+class SiameseSearch:
+    """Mixin holding the multi-scale search machinery; expects ``self.cfg``, ``self.device``."""
+
+    cfg: object
+    device: torch.device
+
+    def _setup_search(self, scale_step: float, scale_penalty: float, window_influence: float) -> None:
+        cfg = self.cfg
+        n = cfg.scale_num
+        self.scale_factors = scale_step ** (np.arange(n) - (n - 1) / 2)
+        self.scale_penalties = np.full(n, scale_penalty, dtype=np.float32)
+        self.scale_penalties[(n - 1) // 2] = 1.0
+        self.window_influence = window_influence
+        self._window: np.ndarray | None = None
+
+    def _amp(self):
+        if getattr(self.cfg, "amp", False):
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _new_state(self, image: np.ndarray, box: np.ndarray) -> TargetState:
+        cfg = self.cfg
+        x, y, w, h = (float(v) for v in box)
+        p = cfg.context * (w + h)
+        z_sz = float(np.sqrt((w + p) * (h + p)))
+        x_sz = z_sz * cfg.instance_size / cfg.exemplar_size
+        # the target may not shrink below min_target_size (or its initial size, if that is smaller)
+        rel_lo = max(cfg.min_scale, min(1.0, cfg.min_target_size / min(w, h)))
+        hi, wi = image.shape[:2]
+        return TargetState(center=np.array([x + w / 2, y + h / 2]), size0=np.array([w, h]), z_sz0=z_sz, x_sz0=x_sz,
+                           rel=1.0, rel_lo=rel_lo, rel_hi=cfg.max_scale, image_size=(wi, hi),
+                           pad_color=mean_color(image))
+
+    def _exemplar_crop(self, image: np.ndarray, st: TargetState) -> np.ndarray:
+        return crop_and_resize(image, st.center, st.z_sz0 * st.rel, self.cfg.exemplar_size, st.pad_color)[None]
+
+    def _search_crops(self, image: np.ndarray, st: TargetState, factors=None) -> np.ndarray:
+        factors = self.scale_factors if factors is None else factors
+        return np.stack([crop_and_resize(image, st.center, st.x_sz * f, self.cfg.instance_size, st.pad_color)
+                         for f in factors])
+
+    def _window_for(self, size: int) -> np.ndarray:
+        if self._window is None or self._window.shape[0] != size:
+            self._window = hann_window(size)
+        return self._window
+
+    def _pick_scale(self, up: np.ndarray) -> int:
+        """Best scale by the penalised peak of the upsampled maps."""
+        peaks = up.reshape(len(up), -1).max(1) * self.scale_penalties[: len(up)]
+        return int(np.argmax(peaks))
+
+    def _apply_window(self, r: np.ndarray, influence: float) -> np.ndarray:
+        return (1.0 - influence) * r + influence * self._window_for(r.shape[0])
+
+    def _displacement(self, r: np.ndarray, n_response: int, crop_side: float) -> np.ndarray:
+        """Image-pixel displacement ``(dx, dy)`` of the peak of the upsampled, windowed map ``r``."""
+        up = self.cfg.response_up
+        row, col = np.unravel_index(int(np.argmax(r)), r.shape)
+        centre = (n_response - 1) / 2
+        crop_off = (np.array([col, row], dtype=np.float64) + 0.5) / up - 0.5 - centre
+        return crop_off * self.cfg.total_stride * crop_side / self.cfg.instance_size
+
+    def _move(self, st: TargetState, r: np.ndarray, n_response: int, scale_idx: int) -> None:
+        """Update centre and scale from the final map ``r`` of the chosen scale."""
+        f = float(self.scale_factors[scale_idx])
+        st.center = st.center + self._displacement(r, n_response, st.x_sz * f)
+        w_img, h_img = st.image_size
+        st.center = np.array([np.clip(st.center[0], 0.0, w_img), np.clip(st.center[1], 0.0, h_img)])
+        lr = self.cfg.scale_lr
+        st.rel = float(np.clip(st.rel * ((1.0 - lr) + lr * f), st.rel_lo, st.rel_hi))

@@ -1,0 +1,115 @@
+"""SiamFC tracker (Bertinetto et al. 2016), MATLAB-faithful 3-scale variant.
+
+Per frame: a 3-scale pyramid of 255 crops around the previous centre (search side ``x_sz * 1.0375^k``,
+``k = -1, 0, 1``), one embedding pass, cross-correlation with the fixed template, x16 bicubic upsampling
+of each 17 x 17 map, penalty 0.9745 on the non-centre scales, best scale by penalised peak, then
+``r <- (r - min) / sum``, ``r <- 0.824 r + 0.176 hann`` and the peak gives the displacement (exact
+geometry: :mod:`gradtrack.trackers.common`).  Scale damping ``(1 - 0.59) + 0.59 * scale``; the scale
+relative to the first frame is clamped to ``[0.2, 5]`` (as MATLAB does for the search size) and from
+below so that the target's shorter side stays >= ``min_target_size`` (10 px; or its initial size when
+that is smaller).  The centre is clipped to the image; the output box may extend past the border.
+
+``TrackResult.score`` is the sigmoid of the highest raw response (a logit, the adjust layer included) of
+the chosen scale, before upsampling and windowing.  ``extra`` holds ``scale_index``, ``raw_peak``.
+
+``amp=True`` runs the search branch under bf16 autocast (CPU or CUDA); see ``benchmarks/speed.py`` for
+its measured effect.  The default is fp32.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..config import from_dict
+from . import TRACKERS
+from .base import Tracker, TrackResult
+from .common import (SiameseSearch, TargetState, check_common, check_scale_params, crops_to_tensor,
+                     load_tracker_model, normalize_response, resolve_device, sigmoid, upsample_responses)
+
+
+@dataclass
+class SiamFCTrackerConfig:
+    exemplar_size: int = 127
+    instance_size: int = 255
+    total_stride: int = 8
+    context: float = 0.5
+    scale_num: int = 3
+    scale_step: float = 1.0375
+    scale_penalty: float = 0.9745
+    scale_lr: float = 0.59
+    window_influence: float = 0.176
+    response_up: int = 16
+    min_scale: float = 0.2  # bounds of the target scale relative to the first frame
+    max_scale: float = 5.0
+    min_target_size: float = 10.0  # px, shorter side (unless the initial box is smaller)
+    amp: bool = False  # bf16 autocast for the search branch
+
+    def validate(self) -> None:
+        check_common(self)
+        check_scale_params(self.scale_step, self.scale_penalty, self.window_influence)
+
+
+class SiamFCTracker(SiameseSearch, Tracker):
+    """``model`` needs ``embed(images) -> features`` and ``score(template, features) -> B x 1 x n x n``
+    (e.g. :class:`gradtrack.models.SiamFC`)."""
+
+    name = "siamfc"
+    is_deterministic = True
+
+    def __init__(self, model: torch.nn.Module, cfg: SiamFCTrackerConfig | None = None, device=None,
+                 weights_source: str = "module"):
+        super().__init__()
+        self.cfg = cfg or SiamFCTrackerConfig()
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.weights_source = weights_source
+        self._setup_search(self.cfg.scale_step, self.cfg.scale_penalty, self.cfg.window_influence)
+        self.reset()
+
+    @property
+    def untrained(self) -> bool:
+        return self.weights_source == "random"
+
+    def reset(self) -> None:
+        """Forget the current sequence (``init`` does this too)."""
+        self.state: TargetState | None = None
+        self.template: torch.Tensor | None = None
+        self._initialized = False
+
+    @torch.no_grad()
+    def _init(self, image: np.ndarray, box: np.ndarray) -> None:
+        self.reset()
+        st = self._new_state(image, box)
+        z = crops_to_tensor(self._exemplar_crop(image, st), self.device)
+        self.template = self.model.embed(z).float()
+        self.state = st
+
+    @torch.no_grad()
+    def _responses(self, crops: np.ndarray, template: torch.Tensor) -> np.ndarray:
+        x = crops_to_tensor(crops, self.device)
+        with self._amp():
+            xf = self.model.embed(x)
+            r = self.model.score(template.to(xf.dtype), xf)
+        return r.float()[:, 0].cpu().numpy()
+
+    def _update(self, image: np.ndarray) -> TrackResult:
+        st = self.state
+        raw = self._responses(self._search_crops(image, st), self.template)
+        n = raw.shape[-1]
+        up = upsample_responses(raw, self.cfg.response_up)
+        best = self._pick_scale(up)
+        r = self._apply_window(normalize_response(up[best]), self.window_influence)
+        self._move(st, r, n, best)
+        peak = float(raw[best].max())
+        return TrackResult(box=st.box(), score=sigmoid(peak), extra={"scale_index": best, "raw_peak": peak})
+
+
+@TRACKERS.register("siamfc")
+def build_siamfc(weights=None, device=None, **overrides) -> SiamFCTracker:
+    """SiamFC-3s with a :class:`gradtrack.models.SiamFC` network (see :func:`gradtrack.build_tracker`)."""
+    cfg = from_dict(SiamFCTrackerConfig, overrides, where="siamfc tracker config")
+    dev = resolve_device(device)
+    model, source = load_tracker_model("siamfc", weights, "siamfc", dev)
+    return SiamFCTracker(model, cfg, dev, weights_source=source)

@@ -1,0 +1,293 @@
+"""The SiamMLG tracker: two-branch SiamMask post-processing plus GradNet's online template update.
+
+Per frame (``update``):
+
+1. Crop the search region (side ``s_x = s_z * 255 / 127``, ``s_z = sqrt((w + p)(h + p))``, ``p = 0.5 (w + h)``)
+   at the previous centre; run the backbone once and the heads with the cached template kernels.
+2. ``sigmoid`` of the 25x25 score map; with the box head, SiamMask/SiamRPN's scale and aspect penalty
+   ``exp(-(r_c s_c - 1) k)``; cosine window ``(1 - wi) * p * s + wi * hann``; argmax.
+3. Mask at the chosen cell: Refine (127x127) or the 63x63 mask upsampled; sigmoid; warped back into the
+   image (the inverse of the crop's affine map: the cell's 127 window of side ``127 * s_x / 255``);
+   threshold; largest external contour -> axis-aligned box and ``cv2.minAreaRect`` rotated polygon.
+4. New state: ``box_source = "mask"`` -> centre of the mask box, size smoothed towards the mask box with
+   ``lr_eff = lr * penalty * score`` (falls back to the score peak and the old size when the mask is empty
+   or tiny); ``box_source = "boxhead"`` -> the decoded ``(l, t, r, b)`` box at the chosen cell.  Centre
+   clipped to the image, sides to ``[min_size, image side]``.
+5. GradNet's update schedule: the first ``threshold_frames`` confidences define ``F_thr``; a frame whose
+   confidence is ``>= min(0.5 F_thr, mean(buffer))`` is reliable and its search crop (re-cropped at the
+   new state) enters a FIFO of ``buffer_size``; every ``update_interval`` frames (frame 0 included, with
+   the ground-truth crop) the template is rebuilt from the buffer's best sample:
+   ``g = dL/df2(hid)``, ``f2' = hid + U2(g)``, template ``U1(f2')``, ``hid <- hid + blend (f2' - hid)``.
+
+Outputs: ``TrackResult(box, score, polygon (8 values, 0-based image coordinates), mask (H x W bool))``.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+import torch
+
+from ..config import from_dict
+from ..geometry import crop_affine, crop_and_resize, mean_color, xywh_to_polygon
+from ..models.heads import decode_ltrb
+from ..models.siammlg import SiamMLG, SiamMLGConfig
+from . import TRACKERS
+from .base import Tracker, TrackResult
+from .common import RANDOM_WEIGHTS_SEED, load_tracker_model, resolve_device
+
+
+@dataclass
+class SiamMLGTrackerConfig:
+    context: float = 0.5
+    window_influence: float = 0.4
+    penalty_k: float = 0.04  # only with the box head
+    lr: float = 0.3
+    mask_threshold: float = 0.3
+    min_mask_area: float = 100.0  # contour area (image pixels) below which the mask is not trusted
+    box_source: Literal["mask", "boxhead"] = "mask"
+    use_refine: bool = True  # when the model has a Refine module
+    gradient_update: bool = True  # when the model has U2
+    update_interval: int = 5
+    buffer_size: int = 5
+    update_blend: float = 0.6
+    threshold_frames: int = 5
+    reliable_ratio: float = 0.5
+    min_size: float = 10.0
+    amp: bool = False  # bfloat16 autocast for the forward passes (the online gradient stays float32)
+
+    def validate(self) -> None:
+        if not 0 <= self.window_influence <= 1:
+            raise ValueError(f"window_influence must be in [0, 1], got {self.window_influence}")
+        if self.update_interval < 1 or self.buffer_size < 1:
+            raise ValueError("update_interval and buffer_size must be >= 1")
+
+
+def _to_tensor(img: np.ndarray, device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(img)).to(device).permute(2, 0, 1)[None].float()
+
+
+def _change(r: np.ndarray) -> np.ndarray:
+    return np.maximum(r, 1.0 / r)
+
+
+def _sz(w, h):
+    p = (w + h) * 0.5
+    return np.sqrt((w + p) * (h + p))
+
+
+def mask_to_image(prob: np.ndarray, center, side: float, image_size: tuple[int, int]) -> np.ndarray:
+    """Warp an ``n x n`` map that covers the square window of ``side`` image pixels centred on ``center``
+    (the geometry of :func:`gradtrack.geometry.crop_and_resize`) back into an image of ``(W, H)``; 0 outside.
+    The crop's matrix maps window pixel indices to image pixel indices, so it is the forward map here."""
+    n = prob.shape[0]
+    m = crop_affine(center, side, n)
+    return cv2.warpAffine(prob.astype(np.float32), m, tuple(int(v) for v in image_size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+
+
+class SiamMLGTracker(Tracker):
+    name = "siammlg"
+
+    def __init__(self, model: SiamMLG, cfg: SiamMLGTrackerConfig | None = None, device=None):
+        super().__init__()
+        self.cfg = cfg = cfg or SiamMLGTrackerConfig()
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.model = model.to(self.device).eval()
+        mc = model.cfg
+        if cfg.box_source == "boxhead" and model.box_head is None:
+            raise ValueError("box_source='boxhead' needs a SiamMLG built with box_head=True")
+        self.exemplar, self.instance, self.stride = mc.exemplar_size, mc.instance_size, mc.total_stride
+        self.score_size = mc.score_size
+        self.offset = (self.instance - 1 - (self.score_size - 1) * self.stride) / 2 + 0.5  # continuous
+        hann = np.hanning(self.score_size)
+        self.window = np.outer(hann, hann)
+        self.window /= self.window.max()
+        self.use_grad = cfg.gradient_update and model.u2 is not None
+        self.use_refine = cfg.use_refine and model.refine is not None
+        self._reset()
+
+    # -- state -------------------------------------------------------------------------------------
+    def _reset(self) -> None:
+        self.center = np.zeros(2)
+        self.size = np.ones(2)
+        self.frame = 0
+        self.pad = None
+        self.hid = None
+        self.kernels = None
+        self.buffer: list[tuple[float, torch.Tensor]] = []
+        self.first_scores: list[float] = []
+        self.f_thr = 0.0
+
+    def _search_side(self) -> float:
+        w, h = self.size
+        p = self.cfg.context * (w + h)
+        return math.sqrt((w + p) * (h + p)) * self.instance / self.exemplar
+
+    def _crop(self, image: np.ndarray, side: float, out: int) -> torch.Tensor:
+        return _to_tensor(crop_and_resize(image, self.center, side, out, self.pad), self.device)
+
+    @torch.no_grad()
+    def _apply_update(self, x: torch.Tensor, xf: torch.Tensor | None = None) -> None:
+        if xf is None:
+            xf, _ = self.model.search(x)
+        g, _ = self.model.gradient(self.hid, xf)
+        zf, f2_new = self.model.update(self.hid, g)
+        self.hid = self.hid + self.cfg.update_blend * (f2_new - self.hid)
+        self.kernels = self.model.kernels(zf)
+
+    # -- contract ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _init(self, image: np.ndarray, box: np.ndarray) -> None:
+        self._reset()
+        self.center = np.array([box[0] + box[2] / 2, box[1] + box[3] / 2], dtype=np.float64)
+        self.size = np.array([box[2], box[3]], dtype=np.float64)
+        self.pad = mean_color(image)
+        sx = self._search_side()
+        z = self._crop(image, sx * self.exemplar / self.instance, self.exemplar)
+        self.hid = self.model.f2(z)
+        if self.use_grad:
+            # as GradNet: the stored f2 state is already gradient-updated once with the frame-0 search crop
+            # (hid = f2 + U2(g0)); frame 0 then enters the sample buffer with score 0 and, since 0 % 5 == 0,
+            # the periodic (blended) update runs on it as well
+            x = self._crop(image, sx, self.instance)
+            xf, _ = self.model.search(x)
+            g, _ = self.model.gradient(self.hid, xf)
+            _, self.hid = self.model.update(self.hid, g)
+            self.buffer.append((0.0, x))
+            self._apply_update(x, xf)
+        else:
+            self.kernels = self.model.kernels(self.model.u1(self.hid))
+
+    @torch.no_grad()
+    def _update(self, image: np.ndarray) -> TrackResult:
+        cfg = self.cfg
+        self.frame += 1
+        H, W = image.shape[:2]
+        sx = self._search_side()
+        scale = sx / self.instance  # image pixels per crop pixel
+        x = self._crop(image, sx, self.instance)
+        with self._autocast():
+            xf, low = self.model.search(x)
+            out = self.model.heads(self.kernels, xf, full_mask=False)
+        score = torch.sigmoid(out["score"][0, 0]).float().cpu().numpy()
+
+        penalty = np.ones_like(score)
+        boxes = None
+        if self.model.box_head is not None and "box" in out:
+            boxes = decode_ltrb(out["box"].float(), self.stride, self.offset)[0].cpu().numpy()  # 4 x S x S
+            bw, bh = boxes[2] - boxes[0], boxes[3] - boxes[1]
+            tw, th = self.size / scale
+            s_c = _change(_sz(bw, bh) / _sz(tw, th))
+            r_c = _change((tw / th) / np.maximum(bw / np.maximum(bh, 1e-6), 1e-6))
+            penalty = np.exp(-(r_c * s_c - 1) * cfg.penalty_k)
+        pscore = penalty * score * (1 - cfg.window_influence) + self.window * cfg.window_influence
+        i, j = np.unravel_index(int(np.argmax(pscore)), pscore.shape)
+        conf = float(score[i, j])
+        lr = float(penalty[i, j]) * conf * cfg.lr
+
+        # the cell's position in the image (crop centre = instance / 2 in continuous crop coordinates)
+        cell = np.array([self.offset + self.stride * j, self.offset + self.stride * i])
+        cell_img = self.center + (cell - self.instance / 2) * scale
+
+        # mask of the chosen cell -> image
+        bi, ri, ci = (torch.tensor([v], device=self.device) for v in (0, int(i), int(j)))
+        with self._autocast():
+            if self.use_refine:
+                logits = self.model.refine_mask(low, out["mask_corr"], bi, ri, ci)[0, 0]
+            else:
+                m63 = self.model.mask_logits(out["mask_corr"], bi, ri, ci)[:, None].float()
+                logits = torch.nn.functional.interpolate(m63, size=(self.exemplar, self.exemplar), mode="bilinear",
+                                                         align_corners=False)[0, 0]
+        prob = torch.sigmoid(logits.float()).cpu().numpy()
+        mask = mask_to_image(prob, cell_img, self.exemplar * scale, (W, H)) > cfg.mask_threshold
+        polygon, mask_box = self._mask_geometry(mask)
+
+        if cfg.box_source == "boxhead":
+            b = boxes[:, i, j]
+            center = self.center + ((b[:2] + b[2:]) / 2 - self.instance / 2) * scale
+            target = (b[2:] - b[:2]) * scale
+            size = (1 - lr) * self.size + lr * target
+        elif mask_box is not None:
+            center = mask_box[:2] + mask_box[2:] / 2
+            size = (1 - lr) * self.size + lr * mask_box[2:]
+        else:
+            center, size = cell_img, self.size.copy()
+        self.center = np.clip(center, 0.0, [W, H])
+        self.size = np.clip(size, cfg.min_size, [max(W, cfg.min_size), max(H, cfg.min_size)])
+        box = np.array([*(self.center - self.size / 2), *self.size])
+        if polygon is None:
+            polygon = xywh_to_polygon(box)
+
+        updated = self._online(image, conf) if self.use_grad else False
+        return TrackResult(box=box, score=conf, polygon=np.asarray(polygon, dtype=np.float64), mask=mask,
+                           extra={"cell": (int(i), int(j)), "updated": updated})
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def _autocast(self):
+        if self.cfg.amp:
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _mask_geometry(self, mask: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``(rotated polygon, axis-aligned xywh)`` of the largest contour, or ``(None, None)``."""
+        if not mask.any():
+            return None, None
+        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        if not contours:
+            return None, None
+        cnt = max(contours, key=cv2.contourArea)
+        if cv2.contourArea(cnt) < self.cfg.min_mask_area:
+            return None, None
+        (cx, cy), (rw, rh), angle = cv2.minAreaRect(cnt)
+        # contour points are pixel indices; the pixels they bound extend half a pixel further each side
+        pts = cv2.boxPoints(((cx + 0.5, cy + 0.5), (rw + 1, rh + 1), angle))
+        x, y, w, h = cv2.boundingRect(cnt)
+        return pts.reshape(-1).astype(np.float64), np.array([x, y, w, h], dtype=np.float64)
+
+    def _online(self, image: np.ndarray, conf: float) -> bool:
+        cfg = self.cfg
+        if self.frame <= cfg.threshold_frames:
+            self.first_scores.append(conf)
+            self.f_thr = float(np.mean(self.first_scores)) if self.frame == cfg.threshold_frames else 0.0
+        buffer_mean = float(np.mean([s for s, _ in self.buffer])) if self.buffer else 0.0
+        if conf >= min(cfg.reliable_ratio * self.f_thr, buffer_mean):
+            self.buffer.append((conf, self._crop(image, self._search_side(), self.instance)))
+            del self.buffer[:-cfg.buffer_size]
+        if self.frame % cfg.update_interval == 0 and self.buffer:
+            best = max(self.buffer, key=lambda item: item[0])
+            self._apply_update(best[1])
+            return True
+        return False
+
+
+@TRACKERS.register("siammlg")
+def build_siammlg_tracker(weights=None, device=None, **overrides) -> SiamMLGTracker:
+    """Factory for :func:`gradtrack.trackers.build_tracker`.
+
+    ``weights``: ``None`` -> the shipped ``gradtrack/weights/siammlg.pt`` (a clear error while none is
+    shipped); a path -> that checkpoint; ``"random"`` -> an untrained model (tests, speed measurements).
+    ``overrides``: :class:`SiamMLGTrackerConfig` keys; with ``weights="random"`` also ``model={...}``
+    (:class:`gradtrack.models.siammlg.SiamMLGConfig` keys, e.g. ``{"box_head": True}``).
+    """
+    model_over = overrides.pop("model", None)
+    tcfg = from_dict(SiamMLGTrackerConfig, overrides, where="siammlg tracker config")
+    dev = resolve_device(device)
+    if model_over is None:
+        model, _ = load_tracker_model("siammlg", weights, "siammlg", dev)
+    elif isinstance(weights, str) and weights == "random":
+        mcfg = model_over if isinstance(model_over, SiamMLGConfig) else from_dict(SiamMLGConfig, model_over,
+                                                                                   where="siammlg model config")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_WEIGHTS_SEED)
+            model = SiamMLG(mcfg)
+    else:
+        raise ValueError("model overrides are only allowed with weights='random'; a checkpoint carries its config")
+    return SiamMLGTracker(model, tcfg, device=dev)
+
+
+__all__ = ["SiamMLGTracker", "SiamMLGTrackerConfig", "build_siammlg_tracker", "mask_to_image"]

@@ -1,0 +1,400 @@
+"""SiamMLG: backbone, SK attention, heads, gradient update, losses and tracker."""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gradtrack.checkpoint import load_model, save_model
+from gradtrack.geometry import crop_and_resize
+from gradtrack.models import build_model
+from gradtrack.models.heads import decode_ltrb
+from gradtrack.models.resnet import BasicBlock, ResNetAtrous, ResNetConfig, convert_imagenet_resnet34
+from gradtrack.models.siammlg import SiamMLG, SiamMLGConfig, SKConfig, ablation_config
+from gradtrack.models.sknet import SKConv, SKUnit
+from gradtrack.training.siammlg_losses import (box_projection_mask_loss, iou_loss, ltrb_targets, mask_soft_margin_loss,
+                                               mask_windows, positive_cells, score_loss, window_boxes)
+from gradtrack.trackers import build_tracker
+from gradtrack.trackers.siammlg import SiamMLGTracker, SiamMLGTrackerConfig, mask_to_image
+
+SLIM = dict(backbone={"channels": (8, 8, 16, 32), "blocks": (1, 1, 1)}, neck_channels=32, head_hidden=32,
+            sk_cfg={"groups": 8, "reduction": 4, "min_dim": 8})
+
+
+def slim_cfg(**kw) -> SiamMLGConfig:
+    from gradtrack.config import from_dict
+    return from_dict(SiamMLGConfig, {**SLIM, **kw})
+
+
+def slim_model(seed: int = 0, **kw) -> SiamMLG:
+    torch.manual_seed(seed)
+    return SiamMLG(slim_cfg(**kw))
+
+
+def images(b: int, size: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(b, 3, size, size, generator=g) * 255
+
+
+# -- backbone ---------------------------------------------------------------------------------------------
+def test_resnet34_sizes_and_channels_full_width():
+    net = ResNetAtrous().eval()
+    assert sum(isinstance(m, BasicBlock) for m in net.modules()) == 3 + 4 + 6
+    with torch.no_grad():
+        fz = net(images(1, 127))
+        fx = net(images(1, 255))
+    assert [tuple(f.shape[1:]) for f in fz] == [(64, 61, 61), (64, 31, 31), (128, 15, 15), (256, 15, 15)]
+    assert [tuple(f.shape[1:]) for f in fx] == [(64, 125, 125), (64, 63, 63), (128, 31, 31), (256, 31, 31)]
+    assert net.conv1.padding == (0, 0) and net.conv1.stride == (2, 2)
+    assert net.layer2[0].downsample[0].kernel_size == (3, 3)
+    assert net.layer3[1].conv1.dilation == (2, 2) and net.layer3[0].conv1.dilation == (1, 1)
+
+
+def test_resnet_slim_widths():
+    net = ResNetAtrous(ResNetConfig(channels=(8, 8, 16, 24), blocks=(1, 2, 1))).eval()
+    with torch.no_grad():
+        fx = net(images(2, 255))
+    assert [tuple(f.shape[1:]) for f in fx] == [(8, 125, 125), (8, 63, 63), (16, 31, 31), (24, 31, 31)]
+
+
+def test_convert_imagenet_resnet34_moves_1x1_downsample_to_centre_tap():
+    torch.manual_seed(0)
+    net = ResNetAtrous().eval()
+    tv = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in net.state_dict().items()}
+    tv["layer2.0.downsample.0.weight"] = torch.randn(128, 64, 1, 1)
+    tv["layer3.0.downsample.0.weight"] = torch.randn(256, 128, 1, 1)
+    tv["layer4.0.conv1.weight"] = torch.randn(512, 256, 3, 3)
+    tv["fc.weight"] = torch.randn(1000, 512)
+    sd = convert_imagenet_resnet34(tv, net)
+    assert set(sd) == set(net.state_dict())
+    k = sd["layer2.0.downsample.0.weight"]
+    assert torch.equal(k[:, :, 1, 1], tv["layer2.0.downsample.0.weight"][:, :, 0, 0])
+    off = k.clone()
+    off[:, :, 1, 1] = 0
+    assert off.abs().max() == 0
+    assert torch.equal(sd["layer1.2.conv2.weight"], tv["layer1.2.conv2.weight"])
+    net.load_state_dict(sd)
+    # the converted 3x3 stride-2 unpadded kernel equals the 1x1 projection sampled at odd positions
+    x = torch.randn(1, 64, 31, 31)
+    with torch.no_grad():
+        ours = net.layer2[0].downsample[0](x)
+        ref = F.conv2d(x[:, :, 1::2, 1::2], tv["layer2.0.downsample.0.weight"])
+    assert torch.allclose(ours, ref[:, :, :15, :15], atol=1e-4)
+    with pytest.raises(ValueError, match="shape"):
+        convert_imagenet_resnet34({"conv1.weight": torch.randn(32, 3, 7, 7)}, net)
+
+
+# -- SK attention -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("train", [False, True])
+def test_sk_batch_one_and_shared_between_sizes(train):
+    torch.manual_seed(0)
+    sk = SKUnit(32, groups=8, reduction=4, min_dim=8).train(train)
+    for size in (15, 31):  # template and search features through the same module
+        x = torch.randn(1, 32, size, size)
+        y = sk(x)
+        assert y.shape == x.shape and torch.isfinite(y).all()
+    assert sk.sk.dim == 8  # d = max(32 / 4, 8)
+
+
+def test_sk_select_is_softmax_over_branches_and_input_dependent():
+    torch.manual_seed(0)
+    sk = SKConv(64, branches=2, groups=32, reduction=16, min_dim=32).eval()
+    assert sk.dim == 32 and sk.split[1][0].dilation == (2, 2) and sk.split[0][0].groups == 32
+    with torch.no_grad():
+        sk.fc_bn.running_mean.normal_()  # non-trivial running statistics for eval mode
+        a = sk.attention(torch.randn(3, 64, 15, 15))
+        b = sk.attention(torch.randn(3, 64, 15, 15) * 3 + 1)
+    assert a.shape == (3, 2, 64)
+    assert torch.allclose(a.sum(1), torch.ones(3, 64), atol=1e-6)
+    assert (a > 0).all() and not torch.allclose(a, b)
+
+
+def test_sk_forward_is_the_attention_weighted_sum_and_trains():
+    torch.manual_seed(1)
+    sk = SKConv(16, groups=4, reduction=4, min_dim=4)
+    x = torch.randn(2, 16, 9, 9)
+    feats = sk._branches(x)
+    a = sk._weights(feats)
+    ref = a[:, 0, :, None, None] * feats[:, 0] + a[:, 1, :, None, None] * feats[:, 1]
+    assert torch.allclose(sk(x), ref, atol=1e-6)
+    sk(x).square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in sk.parameters())
+
+
+# -- model ------------------------------------------------------------------------------------------------
+def test_model_sizes_full_width():
+    model = SiamMLG(SiamMLGConfig(box_head=True)).eval()
+    z, x = images(1, 127), images(1, 255, 1)
+    with torch.no_grad():
+        f2 = model.f2(z)
+        zf = model.u1(f2)
+        xf, low = model.search(x)
+        out = model.heads(model.kernels(zf), xf)
+        pos = [torch.tensor([0]), torch.tensor([12]), torch.tensor([7])]
+        m63 = model.mask_logits(out["mask_corr"], *pos)
+        m127 = model.refine_mask(low, out["mask_corr"], *pos)
+    assert f2.shape == (1, 128, 15, 15) and zf.shape == (1, 256, 7, 7) and xf.shape == (1, 256, 31, 31)
+    assert out["score"].shape == (1, 1, 25, 25) and model.cfg.score_size == 25
+    assert out["mask"].shape == (1, 63 * 63, 25, 25) and out["box"].shape == (1, 4, 25, 25)
+    assert m63.shape == (1, 63, 63) and m127.shape == (1, 1, 127, 127)
+    assert torch.allclose(m63.reshape(-1), out["mask"][0, :, 12, 7], rtol=1e-4, atol=1e-2)
+    assert (out["box"] > 0).all()
+
+
+def test_forward_batch_and_template_generalisation():
+    model = slim_model(box_head=True).train()
+    out = model(images(2, 127), images(4, 255, 1))  # 2 templates, 2 searches each
+    assert out["score"].shape == (4, 1, 25, 25) and out["mask"].shape == (4, 3969, 25, 25)
+    assert out["box"].shape == (4, 4, 25, 25) and out["loss_init"].ndim == 0
+    assert [tuple(t.shape[2:]) for t in out["low"]] == [(125, 125), (63, 63), (31, 31)]
+
+
+def test_template_crop_is_centred_after_sk():
+    model = slim_model().eval()
+    with torch.no_grad():
+        full = model.sk(model.neck(model.backbone.layer3(model.f2(images(1, 127)))))
+        zf = model.template(images(1, 127))
+    assert torch.allclose(zf, full[:, :, 4:11, 4:11])
+
+
+@pytest.mark.parametrize("variant,sk,grad", [("resnet34", "none", False), ("gradient", "none", True),
+                                             ("sk", "neck", False), ("full", "neck", True)])
+def test_ablation_variants(variant, sk, grad):
+    cfg = ablation_config(variant, slim_cfg())
+    assert (cfg.sk, cfg.gradient_update) == (sk, grad)
+    model = SiamMLG(cfg).eval()
+    assert (model.u2 is not None) == grad and isinstance(model.sk, SKUnit) == (sk == "neck")
+    with torch.no_grad():
+        out = model(images(1, 127), images(1, 255), create_graph=False)
+    assert out["score"].shape == (1, 1, 25, 25) and (("loss_init" in out) == grad)
+    with pytest.raises(ValueError):
+        ablation_config("nope")
+
+
+def test_sk_inside_layer3():
+    model = slim_model(sk="layer3").eval()
+    assert all(isinstance(b.conv2, SKConv) for b in model.backbone.layer3)
+    assert model.backbone.layer3[0].conv2.split[1][0].dilation == (4, 4)
+    with torch.no_grad():
+        out = model(images(1, 127), images(1, 255), create_graph=False)
+    assert out["score"].shape == (1, 1, 25, 25)
+
+
+def test_gradient_update_changes_template_and_second_order_reaches_parameters():
+    model = slim_model().train()
+    with torch.no_grad():  # a non-trivial U2 (the default init makes its output tiny)
+        model.u2.conv.weight.normal_(std=0.3)
+    z, x = images(2, 127), images(2, 255, 3)
+    xf, _ = model.search(x)
+    f2 = model.f2(z)
+    g, loss0 = model.gradient(f2, xf, create_graph=True)
+    assert g.shape == f2.shape and g.abs().sum() > 0 and g.requires_grad
+    zf_new, f2_new = model.update(f2, g)
+    assert not torch.allclose(zf_new, model.u1(f2))
+    label, weight = model.label(25)
+    loss = score_loss(model.score(zf_new, xf), label, weight)
+    params = [model.u2.conv.weight, model.score_head.head[3].weight, model.backbone.layer3[0].conv1.weight]
+    second = torch.autograd.grad(loss, params, retain_graph=True)
+    assert all(p.abs().sum() > 0 for p in second)
+    # the same loss with the gradient treated as a constant: the score-head gradient differs, i.e. a
+    # second-order term flows through dL0/df2 (GradNet's training)
+    g_const, _ = model.gradient(f2, xf, create_graph=False)
+    zf_c, _ = model.update(f2, g_const)
+    first = torch.autograd.grad(score_loss(model.score(zf_c, xf), label, weight), params)
+    assert torch.allclose(first[0], second[0], atol=1e-6)  # U2's own weights: no second-order term
+    assert not torch.allclose(first[1], second[1], atol=1e-7)
+
+
+def test_model_registry_and_checkpoint_roundtrip(tmp_path):
+    model = build_model("siammlg", {**SLIM, "box_head": True, "sk": "layer3"}).eval()
+    path = save_model(tmp_path / "m.pt", "siammlg", model)
+    loaded, _ = load_model(path, expected="siammlg")
+    z, x = images(1, 127), images(1, 255)
+    with torch.no_grad():
+        a, b = model(z, x, create_graph=False), loaded(z, x, create_graph=False)
+    assert torch.allclose(a["score"], b["score"]) and torch.allclose(a["box"], b["box"])
+
+
+# -- losses -----------------------------------------------------------------------------------------------
+def test_score_loss_hand_cases():
+    label = torch.zeros(1, 1, 5, 5)
+    label[..., 2, 2] = 1
+    good = (label * 2 - 1) * 30
+    assert score_loss(good, label) < 1e-6
+    zero = torch.zeros(1, 1, 5, 5, requires_grad=True)
+    loss = score_loss(zero, label)
+    assert math.isclose(loss.item(), math.log(2), rel_tol=1e-6)  # weights sum to 1
+    loss.backward()
+    assert zero.grad[0, 0, 2, 2] < 0 and (zero.grad[0, 0, 0] > 0).all()
+
+
+def test_mask_windows_geometry():
+    gt = torch.zeros(1, 1, 255, 255)
+    gt[0, 0, 127, 127] = 1  # the crop centre = centre of cell (12, 12) and of its window
+    b, r, c = torch.tensor([0, 0]), torch.tensor([12, 12]), torch.tensor([12, 13])
+    win = mask_windows(gt, b, r, c)
+    assert win.shape == (2, 127, 127) and win[0, 63, 63] == 1 and win[0].sum() == 1
+    assert win[1, 63, 55] == 1  # one cell right = 8 pixels left in the window
+    corner = mask_windows(gt, torch.tensor([0]), torch.tensor([0]), torch.tensor([0]))
+    assert corner.sum() == 0  # window of cell (0, 0) covers pixels -32..94
+
+
+def test_mask_soft_margin_loss_hand_cases():
+    target = torch.zeros(2, 127, 127)
+    target[:, 40:80, 30:90] = 1
+    perfect = (target * 2 - 1) * 30
+    assert mask_soft_margin_loss(perfect, target) < 1e-6
+    pred = torch.zeros(2, 63, 63, requires_grad=True)  # 63x63 predictions are upsampled to 127
+    loss = mask_soft_margin_loss(pred, target)
+    assert math.isclose(loss.item(), math.log(2), rel_tol=1e-5)
+    loss.backward()
+    assert pred.grad.abs().sum() > 0
+    assert mask_soft_margin_loss(torch.zeros(0, 63, 63, requires_grad=True), target[:0]).item() == 0
+
+
+@pytest.mark.parametrize("kind", ["dice", "bce"])
+def test_box_projection_mask_loss(kind):
+    boxes = torch.tensor([[30.0, 40.0, 90.0, 80.0]])
+    perfect = torch.full((1, 127, 127), -30.0)
+    perfect[0, 40:80, 30:90] = 30.0
+    rotated = torch.full((1, 127, 127), -30.0)  # a diamond inside the box has the same projections
+    yy, xx = torch.meshgrid(torch.arange(127.0), torch.arange(127.0), indexing="ij")
+    rotated[0][(xx + 0.5 - 60).abs() / 30 + (yy + 0.5 - 60).abs() / 20 <= 1] = 30.0
+    shifted = torch.roll(perfect, 20, dims=2)
+    lp = box_projection_mask_loss(perfect, boxes, kind)
+    lr, ls = box_projection_mask_loss(rotated, boxes, kind), box_projection_mask_loss(shifted, boxes, kind)
+    assert lp < 1e-3 and ls > lp + 0.05 and lr < ls
+    if kind == "dice":  # only the edge columns/rows of the rasterised diamond are missing
+        assert lr < 0.05
+    pred = torch.zeros(1, 127, 127, requires_grad=True)
+    box_projection_mask_loss(pred, boxes, kind).backward()
+    assert pred.grad.abs().sum() > 0
+
+
+def test_window_boxes_and_positive_cells():
+    label = torch.zeros(2, 1, 25, 25)
+    label[1, 0, 12, 13] = 1
+    b, r, c = positive_cells(label)
+    assert b.tolist() == [1] and r.tolist() == [12] and c.tolist() == [13]
+    boxes = torch.tensor([[0.0, 0, 1, 1], [100.0, 110.0, 150.0, 140.0]])
+    wb = window_boxes(boxes, b, r, c)
+    # window of cell (12, 13) starts at crop pixel (8 * 13 - 32, 8 * 12 - 32) = (72, 64)
+    assert torch.allclose(wb, torch.tensor([[28.0, 46.0, 78.0, 76.0]]))
+
+
+def test_ltrb_targets_and_iou_loss():
+    boxes = torch.tensor([[100.0, 90.0, 160.0, 170.0]])
+    t, pos = ltrb_targets(boxes)
+    assert t.shape == (1, 4, 25, 25) and pos.dtype == torch.bool
+    centres = 31.5 + 8 * torch.arange(25.0)
+    inside_x = (centres > 100) & (centres < 160)
+    inside_y = (centres > 90) & (centres < 170)
+    assert torch.equal(pos[0], inside_y[:, None] & inside_x[None, :])
+    dec = decode_ltrb(t)
+    assert torch.allclose(dec[0, :, pos[0]], boxes[0][:, None].expand(4, int(pos.sum())), atol=1e-4)
+    for kind in ("log", "linear", "giou"):
+        assert iou_loss(t, t, pos, kind).item() < 1e-6
+    p = torch.tensor([[1.0, 1.0, 1.0, 1.0]], requires_grad=True)
+    q = torch.tensor([[2.0, 2.0, 2.0, 2.0]])
+    assert math.isclose(iou_loss(p, q, kind="linear").item(), 0.75, rel_tol=1e-6)  # I = 4, U = 16
+    assert math.isclose(iou_loss(p, q, kind="log").item(), -math.log(5 / 17), rel_tol=1e-6)
+    iou_loss(p, q, kind="giou").backward()
+    assert (p.grad < 0).all()  # growing the small box increases the IoU
+
+
+# -- tracker ----------------------------------------------------------------------------------------------
+def moving_rectangle(n: int = 12, size=(160, 200)):
+    h, w = size
+    frames, boxes = [], []
+    for k in range(n):
+        img = np.full((h, w, 3), (70, 90, 110), np.uint8)
+        x, y = 50 + 4 * k, 60 + 2 * k
+        img[y:y + 30, x:x + 24] = (230, 40, 40)
+        frames.append(img)
+        boxes.append([x, y, 24, 30])
+    return frames, np.asarray(boxes, float)
+
+
+def run(tracker, frames, box):
+    tracker.init(frames[0], box)
+    return [tracker.update(f) for f in frames[1:]]
+
+
+@pytest.mark.parametrize("over", [{}, {"box_source": "boxhead", "model": {"box_head": True}},
+                                  {"use_refine": False, "model": {"refine": False, "sk": "none"}}])
+def test_tracker_runs_with_random_weights(over):
+    over = dict(over)
+    model = {**SLIM, **over.pop("model", {})}
+    tracker = build_tracker("siammlg", weights="random", device="cpu", model=model, **over)
+    frames, boxes = moving_rectangle()
+    results = run(tracker, frames, boxes[0])
+    h, w = frames[0].shape[:2]
+    for res in results:
+        assert res.box.shape == (4,) and np.isfinite(res.box).all() and (res.box[2:] >= 10).all()
+        assert res.polygon.shape == (8,) and np.isfinite(res.polygon).all()
+        assert res.mask.shape == (h, w) and res.mask.dtype == np.bool_
+        assert 0.0 <= res.score <= 1.0
+    assert [r.extra["updated"] for r in results] == [(i + 1) % 5 == 0 for i in range(len(results))]
+
+
+def test_tracker_state_reset_and_determinism():
+    tracker = build_tracker("siammlg", weights="random", device="cpu", model=SLIM)
+    frames, boxes = moving_rectangle(7)
+    first = run(tracker, frames, boxes[0])
+    other, oboxes = moving_rectangle(4, size=(120, 150))
+    run(tracker, other[::-1], oboxes[-1])
+    again = run(tracker, frames, boxes[0])
+    assert tracker.frame == len(frames) - 1 and len(tracker.buffer) <= tracker.cfg.buffer_size
+    for a, b in zip(first, again):
+        assert np.array_equal(a.box, b.box) and np.array_equal(a.mask, b.mask)
+
+
+def test_tracker_without_gradient_update():
+    tracker = build_tracker("siammlg", weights="random", device="cpu", model={**SLIM, "gradient_update": False})
+    frames, boxes = moving_rectangle(6)
+    results = run(tracker, frames, boxes[0])
+    assert not any(r.extra["updated"] for r in results) and not tracker.buffer
+
+
+def test_tracker_weights_errors():
+    from gradtrack.trackers.common import shipped_weights
+    if shipped_weights("siammlg").is_file():
+        pytest.skip("trained SiamMLG weights are shipped")
+    with pytest.raises(FileNotFoundError, match="no trained weights"):
+        build_tracker("siammlg")
+    with pytest.raises(ValueError, match="box_head"):
+        build_tracker("siammlg", weights="random", device="cpu", model=SLIM, box_source="boxhead")
+    with pytest.raises(Exception, match="unknown key"):
+        build_tracker("siammlg", weights="random", device="cpu", windw_influence=0.3)
+
+
+def test_mask_to_image_inverts_the_crop():
+    img = np.zeros((120, 160, 1), np.float32)
+    img[40:70, 60:100] = 1
+    center, side = (83.0, 52.5), 64.0
+    crop = crop_and_resize(img, center, side, 127, pad_color=0.0)[:, :, 0]
+    back = mask_to_image(crop, center, side, (160, 120))
+    inner = np.zeros((120, 160), bool)
+    inner[42:68, 62:98] = True
+    assert back[inner].min() > 0.99
+    assert back[:, :50].max() == 0 and back[:15].max() == 0  # outside the window: 0
+
+
+def test_mask_geometry_axis_aligned_and_rotated():
+    tracker = SiamMLGTracker(slim_model(), SiamMLGTrackerConfig(min_mask_area=10), device="cpu")
+    mask = np.zeros((100, 120), bool)
+    mask[10:20, 30:50] = True
+    poly, box = tracker._mask_geometry(mask)
+    assert np.allclose(box, [30, 10, 20, 10])
+    assert np.allclose(sorted(poly[0::2]), [30, 30, 50, 50]) and np.allclose(sorted(poly[1::2]), [10, 10, 20, 20])
+    rot = np.zeros((100, 120), np.uint8)
+    corners = cv2.boxPoints(((60.0, 50.0), (40.0, 16.0), 30.0))
+    cv2.fillPoly(rot, [np.round(corners).astype(np.int32)], 1)
+    poly, _ = tracker._mask_geometry(rot.astype(bool))
+    (cx, cy), (w, h), _ = cv2.minAreaRect(poly.reshape(4, 2).astype(np.float32))
+    assert abs(cx - 60.5) < 1.5 and abs(cy - 50.5) < 1.5 and abs(max(w, h) - 41) < 3 and abs(min(w, h) - 17) < 3
+    assert tracker._mask_geometry(np.zeros((50, 50), bool)) == (None, None)
