@@ -398,3 +398,41 @@ def test_mask_geometry_axis_aligned_and_rotated():
     (cx, cy), (w, h), _ = cv2.minAreaRect(poly.reshape(4, 2).astype(np.float32))
     assert abs(cx - 60.5) < 1.5 and abs(cy - 50.5) < 1.5 and abs(max(w, h) - 41) < 3 and abs(min(w, h) - 17) < 3
     assert tracker._mask_geometry(np.zeros((50, 50), bool)) == (None, None)
+
+
+def test_tracker_geometry_with_a_designed_response():
+    """Score peak at cell (12, 14) and a 28 x 48 mask square at window pixels x 50..77, y 40..87: the
+    tracker must move the target to the mask box, 16 crop pixels right of the old centre plus the square's
+    offset, and smooth the size towards the mask box with lr * score."""
+    model = slim_model().eval()
+    peak = torch.full((1, 1, 25, 25), -10.0)
+    peak[0, 0, 12, 14] = 10.0
+
+    def heads(kernels, xf, full_mask=True):
+        return {"score": peak.clone(), "mask_corr": torch.zeros(1, 32, 25, 25)}
+
+    def refine_mask(low, corr, b, r, c):
+        assert (int(r), int(c)) == (12, 14)
+        out = torch.full((1, 1, 127, 127), -10.0)
+        out[0, 0, 40:88, 50:78] = 10.0
+        return out
+
+    model.heads, model.refine_mask = heads, refine_mask
+    cfg = SiamMLGTrackerConfig(window_influence=0.0, gradient_update=False, lr=0.5)
+    tracker = SiamMLGTracker(model, cfg, device="cpu")
+    img = np.zeros((400, 400, 3), np.uint8)
+    tracker.init(img, [168.0, 168.0, 64.0, 64.0])  # centre (200, 200), search side 255 * 128 / 127
+    res = tracker.update(img)
+    s = 128 / 127  # image pixels per crop pixel
+    cell_x = 200 + 16 * s
+    exp_cx, exp_cy = cell_x + (64 - 63.5) * s, 200 + (64 - 63.5) * s
+    cx, cy = res.box[0] + res.box[2] / 2, res.box[1] + res.box[3] / 2
+    assert abs(cx - exp_cx) < 1.0 and abs(cy - exp_cy) < 1.0
+    conf = 1 / (1 + math.exp(-10))
+    lr = 0.5 * conf
+    assert abs(res.box[2] - ((1 - lr) * 64 + lr * 28 * s)) < 1.0
+    assert abs(res.box[3] - ((1 - lr) * 64 + lr * 48 * s)) < 1.0
+    assert abs(res.mask.sum() - 28 * 48 * s * s) < 0.1 * 28 * 48
+    xs, ys = res.polygon[0::2], res.polygon[1::2]
+    assert abs(xs.min() - (cell_x + (50 - 63.5) * s)) < 1.5 and abs(ys.max() - (200 + (88 - 63.5) * s)) < 1.5
+    assert math.isclose(res.score, conf, rel_tol=1e-6)

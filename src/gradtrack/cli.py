@@ -244,6 +244,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     seq = synthetic.preset(args.preset, seed=args.seed, **overrides)
     frames, gt = seq.frames, np.asarray(seq.boxes, dtype=np.float64)
     n = len(frames)
+    _, list_trackers = _tracker_api()
+    if args.tracker not in list_trackers():
+        raise UsageError(f"unknown tracker {args.tracker!r}; available: {', '.join(list_trackers())}")
     weights = args.weights
     if weights is None and _shipped_weights(args.tracker) is None:
         weights = "random"
@@ -262,7 +265,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ious = iou(boxes[1:], gt[1:len(boxes)])
     print(f"demo: sequence {seq.name!r} ({len(boxes)} frames, seed {args.seed}), tracker {args.tracker}, "
           f"weights {weights or _shipped_weights(args.tracker)}")
-    print(f"mean IoU vs ground truth (frames 1..{len(boxes) - 1}): {float(np.nanmean(ious)):.3f}")
+    present = np.isfinite(ious)
+    mean_iou = float(ious[present].mean()) if present.any() else float("nan")
+    print(f"mean IoU vs ground truth (frames 1..{len(boxes) - 1} with a ground-truth box, "
+          f"{int(present.sum())} frames): {mean_iou:.3f}")
     print(_fps_line(times))
     print(f"video: {out_video}\nboxes: {out_boxes}")
     return 0
