@@ -16,7 +16,7 @@ REQ_TEST := $(wildcard requirements-test.txt)
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: help venv test demo lint clean-venv
+.PHONY: help venv .venv test demo lint clean-venv
 
 help:
 	@echo "make test   - set up $(VENV) and run the tests"
@@ -24,7 +24,7 @@ help:
 	@echo "make lint   - byte-compile everything (syntax check)"
 	@echo "make clean-venv - remove $(VENV)"
 
-venv: $(STAMP)
+venv .venv: $(STAMP)
 
 # Re-installs whenever pyproject.toml, the constraints or the test requirements change.
 $(STAMP): pyproject.toml constraints.txt $(REQ_TEST)

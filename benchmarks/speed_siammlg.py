@@ -45,6 +45,43 @@ def timeit(fn, reps: int) -> float:
     return (time.perf_counter() - t0) / reps * 1000
 
 
+def conv_gmacs(model: SiamMLG, fn) -> float:
+    """Multiply-accumulates (1e9) of the convolutions run by ``fn()`` (a load-independent cost figure)."""
+    total = [0]
+
+    def hook(mod, inp, out):
+        k = mod.weight.shape[1] * mod.weight.shape[2] * mod.weight.shape[3]  # (in / groups) * kh * kw
+        if isinstance(mod, torch.nn.ConvTranspose2d):
+            total[0] += inp[0].numel() * mod.weight.shape[1] * mod.weight.shape[2] * mod.weight.shape[3]
+        else:
+            total[0] += out.numel() * k
+
+    hooks = [m.register_forward_hook(hook) for m in model.modules()
+             if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    try:
+        with torch.no_grad():
+            fn()
+    finally:
+        for h in hooks:
+            h.remove()
+    return total[0] / 1e9
+
+
+def frame_gmacs(model: SiamMLG) -> float:
+    """Convolution GMACs of one tracking frame (search branch, heads with cached kernels, Refine)."""
+    z = torch.rand(1, 3, 127, 127) * 255
+    x = torch.rand(1, 3, 255, 255) * 255
+    with torch.no_grad():
+        kernels = model.kernels(model.template(z))
+
+    def frame():
+        xf, low = model.search(x)
+        out = model.heads(kernels, xf, full_mask=False)
+        if model.refine is not None:
+            model.refine_mask(low, out["mask_corr"], torch.tensor([0]), torch.tensor([12]), torch.tensor([12]))
+    return conv_gmacs(model, frame)
+
+
 def stages(model: SiamMLG, reps: int, amp: bool) -> dict[str, float]:
     ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if amp else torch.no_grad
     z = torch.rand(1, 3, 127, 127) * 255
@@ -87,7 +124,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--frames", type=int, default=32, help="frames per tracker run (the first 2 are not timed)")
     ap.add_argument("--reps", type=int, default=5, help="repetitions per stage timing")
-    ap.add_argument("--variants", nargs="+", default=["full", "resnet34"], choices=["full", "resnet34", "sk", "gradient"])
+    ap.add_argument("--variants", nargs="+", default=["full", "resnet34"],
+                    choices=["full", "resnet34", "sk", "gradient"])
     ap.add_argument("--amp", action="store_true", help="also measure bfloat16 autocast")
     ap.add_argument("--box-head", action="store_true", help="add the ltrb box head and use box_source=boxhead")
     ap.add_argument("--json", help="write the results to this file")
@@ -102,7 +140,8 @@ def main() -> None:
             cfg.box_head = True
         model = SiamMLG(cfg).eval()
         for amp in ([False, True] if args.amp else [False]):
-            row = {"variant": variant, "dtype": "bf16-autocast" if amp else "fp32", "box_head": args.box_head}
+            row = {"variant": variant, "dtype": "bf16-autocast" if amp else "fp32", "box_head": args.box_head,
+                   "frame_gmacs": frame_gmacs(model)}
             row.update(stages(model, args.reps, amp))
             row["tracker_fps"] = tracker_fps(model, frames, box, amp, "boxhead" if args.box_head else "mask")
             rows.append(row)

@@ -291,3 +291,25 @@ def test_run_tracking_draws_polygon_and_mask(tmp_path):
     inside = last[30, 25]  # inside the mask of frame 3 (x 19..39, y 20..40): blended blue
     assert inside[2] > 80 and inside[2] > inside[0] + 40
     assert last[60, 80].max() < 30  # far from everything: still black
+
+
+def test_bad_device_is_a_usage_error(video, tmp_path, capsys):
+    common = ["track", video, "--box", "10,20,20,20", "--weights", "random", "--boxes", tmp_path / "o.txt", "-q"]
+    rc, _, stderr = _run(common + ["--device", "bogus"], capsys)
+    assert rc == 2 and "invalid --device 'bogus'" in stderr
+    if not torch.cuda.is_available():
+        rc, _, stderr = _run(common + ["--device", "cuda"], capsys)
+        assert rc == 2 and "CUDA is not available" in stderr
+
+
+def test_demo_with_a_tracker_that_needs_no_weights(tmp_path, capsys):
+    if "opencv_kcf" not in cli._tracker_api()[1]():
+        pytest.skip("opencv_kcf is not registered")
+    rc, stdout, stderr = _run(["demo", "--tracker", "opencv_kcf", "--frames", "12", "--out", tmp_path, "-q"], capsys)
+    assert rc == 0, stderr
+    assert "NOTICE" not in stderr and "RANDOM" not in stderr  # no false alarm about missing trained weights
+    iou_line = next(ln for ln in stdout.splitlines() if ln.startswith("mean IoU"))
+    assert float(iou_line.rsplit(":", 1)[1]) > 0.2  # KCF follows the easy demo target for 12 frames
+    rc, _, stderr = _run(["track", tmp_path / "demo_demo-0_opencv_kcf.mp4", "--box", "10,10,30,30", "--tracker",
+                          "opencv_kcf", "--weights", tmp_path, "-q", "--no-video", "--boxes", tmp_path / "b.txt"], capsys)
+    assert rc == 2 and "opencv_kcf has no weights" in stderr

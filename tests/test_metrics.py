@@ -264,3 +264,19 @@ def test_fps_conventions():
     assert M.fps(t) == pytest.approx((10 + 5) / 2)  # got10k mean(1/t) over positive times
     assert M.fps(t, "frames_over_time") == pytest.approx(2 / 0.3)
     assert np.isnan(M.fps([0.0]))
+
+
+def test_vot_overlaps_vectorised_path_equals_polygon_path():
+    rng = np.random.default_rng(0)
+    n = 400
+    gt = np.c_[rng.uniform(-20, 300, (n, 2)), rng.uniform(5, 60, (n, 2))]
+    gt[5] = np.nan
+    reg = [gt[i] + rng.normal(0, 5, 4) for i in range(n)]
+    reg[7] = np.array([np.nan] * 4)
+    reg[8] = np.array([10.0, 10.0, -3.0, 5.0])  # negative width: empty
+    flags = np.where(rng.random(n) < 0.8, -1, 0)
+    flags[[7, 8]] = -1
+    fast = M.vot_overlaps(reg, flags, gt, (320, 240))  # N x 4 boxes: vectorised
+    slow = M.vot_overlaps(reg, flags, list(gt), (320, 240))  # per-frame polygon path
+    np.testing.assert_allclose(fast, slow, atol=1e-12)
+    assert np.isnan(fast[5]) and fast[7] == 0.0 and fast[8] == 0.0

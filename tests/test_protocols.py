@@ -28,9 +28,12 @@ class IndexFrames:
     def __getitem__(self, i):
         img = np.full((self.size[1], self.size[0], 3), 30, np.uint8)
         b = self.boxes[i]
-        if not np.isnan(b).any():
+        if not np.isnan(b).any():  # a fixed random texture moving with the box
             x, y, w, h = (int(round(v)) for v in b)
-            img[max(y, 0):max(y + h, 0), max(x, 0):max(x + w, 0)] = 220
+            tex = np.random.default_rng(0).integers(60, 255, (h, w, 3), dtype=np.uint8)
+            x0, y0 = max(x, 0), max(y, 0)
+            crop = tex[y0 - y:, x0 - x:][: self.size[1] - y0, : self.size[0] - x0]
+            img[y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]] = crop
         img[0, 0, 0], img[0, 0, 1] = i % 256, i // 256
         return img
 
@@ -205,7 +208,7 @@ def test_runner_ope_resume_and_rerun_broken(tmp_path):
 
 
 def test_runner_got10k_and_vot_repetitions(tmp_path):
-    ds = DictDataset([moving_sequence("a", n=8)])
+    ds = DictDataset([moving_sequence("a", n=20)])
 
     def make(weights=None, device=None):
         t = ConstantTracker()
@@ -216,9 +219,9 @@ def test_runner_got10k_and_vot_repetitions(tmp_path):
     run_benchmark(spec, ds, tmp_path / "got", protocol="got10k", progress=False)
     assert sorted(p.name for p in (tmp_path / "got" / "stoch" / "a").iterdir()) == [
         "a_001.txt", "a_002.txt", "a_003.txt", "a_time.txt"]
-    assert R.read_times(tmp_path / "got" / "stoch" / "a" / "a_time.txt").shape == (8, 3)
+    assert R.read_times(tmp_path / "got" / "stoch" / "a" / "a_time.txt").shape == (20, 3)
     run_benchmark(spec, ds, tmp_path / "vot", protocol="vot", repetitions=2, progress=False)
-    _, flags = R.read_vot_run(tmp_path / "vot" / "stoch" / "baseline" / "a" / "a_002.txt", 8)
+    _, flags = R.read_vot_run(tmp_path / "vot" / "stoch" / "baseline" / "a" / "a_002.txt", 20)
     assert flags[0] == M.VOT_INIT and (flags == M.VOT_FAILURE).any()  # the constant box loses the target
     assert R.detect_protocol(tmp_path / "vot", "stoch") == "vot"
     assert R.detect_protocol(tmp_path / "got", "stoch") == "got10k"
@@ -285,7 +288,9 @@ def test_opencv_trackers_follow_a_square(name):
     seq = moving_sequence(n=12)
     boxes, _ = run_ope(trk, seq)
     ious = M.box_iou(boxes, seq.boxes)
-    assert np.mean(ious[1:]) > 0.4, ious
+    # MIL is by far the weakest of the four: it jitters around a small target but keeps touching it
+    assert np.mean(ious[1:]) > (0.2 if name == "opencv_mil" else 0.5), ious
+    assert np.all(ious > 0), ious
     res = trk.update(seq.frames[11])
     assert isinstance(res.score, float) and res.box.dtype == np.float64
 

@@ -14,7 +14,7 @@ from gradtrack.geometry import crop_and_resize
 from gradtrack.models import build_model
 from gradtrack.models.heads import decode_ltrb
 from gradtrack.models.resnet import BasicBlock, ResNetAtrous, ResNetConfig, convert_imagenet_resnet34
-from gradtrack.models.siammlg import SiamMLG, SiamMLGConfig, SKConfig, ablation_config
+from gradtrack.models.siammlg import SiamMLG, SiamMLGConfig, ablation_config
 from gradtrack.models.sknet import SKConv, SKUnit
 from gradtrack.training.siammlg_losses import (box_projection_mask_loss, iou_loss, ltrb_targets, mask_soft_margin_loss,
                                                mask_windows, positive_cells, score_loss, window_boxes)
@@ -325,7 +325,8 @@ def run(tracker, frames, box):
 
 
 @pytest.mark.parametrize("over", [{}, {"box_source": "boxhead", "model": {"box_head": True}},
-                                  {"use_refine": False, "model": {"refine": False, "sk": "none"}}])
+                                  {"use_refine": False, "model": {"refine": False, "sk": "none"}},
+                                  {"amp": True, "model": {"sk": "layer3"}}])
 def test_tracker_runs_with_random_weights(over):
     over = dict(over)
     model = {**SLIM, **over.pop("model", {})}
@@ -436,3 +437,48 @@ def test_tracker_geometry_with_a_designed_response():
     xs, ys = res.polygon[0::2], res.polygon[1::2]
     assert abs(xs.min() - (cell_x + (50 - 63.5) * s)) < 1.5 and abs(ys.max() - (200 + (88 - 63.5) * s)) < 1.5
     assert math.isclose(res.score, conf, rel_tol=1e-6)
+
+
+def test_gradient_scale_does_not_depend_on_template_batch():
+    model = slim_model().eval()
+    z, x = images(2, 127), images(2, 255, 5)
+    with torch.no_grad():
+        f2 = model.f2(z)
+        xf, _ = model.search(x)
+    g_batch, _ = model.gradient(f2, xf)
+    g_single, _ = model.gradient(f2[1:], xf[1:])
+    assert torch.allclose(g_batch[1:], g_single, rtol=1e-4, atol=1e-8) and g_single.abs().max() > 0
+
+
+def test_training_step_end_to_end_reduces_the_losses():
+    """A few optimiser steps on one synthetic batch (second-order update, score + mask + box losses)."""
+    torch.manual_seed(0)
+    model = slim_model(box_head=True).train()
+    z = torch.full((2, 3, 127, 127), 100.0)
+    x = torch.full((2, 3, 255, 255), 100.0)
+    z[:, 0, 48:80, 40:88] = 250
+    x[:, 0, 112:144, 104:152] = 250
+    gt = torch.zeros(2, 1, 255, 255)
+    gt[:, :, 112:144, 104:152] = 1
+    box = torch.tensor([[104.0, 112.0, 152.0, 144.0]] * 2)
+    label, weight = model.label(25)
+    t_ltrb, t_pos = ltrb_targets(box)
+    b, r, c = positive_cells(label.expand(2, 1, 25, 25))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def losses():
+        out = model(z, x, create_graph=True)
+        mask = out["mask"][b, :, r, c].reshape(-1, 63, 63)
+        return (score_loss(out["score"], label, weight), mask_soft_margin_loss(mask, mask_windows(gt, b, r, c)),
+                box_projection_mask_loss(mask, window_boxes(box, b, r, c) * 63 / 127),
+                iou_loss(out["box"], t_ltrb, t_pos))
+
+    first = [v.item() for v in losses()]
+    for _ in range(12):
+        opt.zero_grad()
+        sum(losses()).backward()
+        assert model.u2.conv.weight.grad.abs().sum() > 0
+        opt.step()
+    last = [v.item() for v in losses()]
+    assert all(math.isfinite(v) for v in first + last)
+    assert last[0] < first[0] and last[1] < first[1] and last[3] < first[3] and sum(last) < 0.8 * sum(first)

@@ -18,6 +18,7 @@ import gradtrack
 from gradtrack.checkpoint import CheckpointError, save_model
 from gradtrack.config import ConfigError, from_dict
 from gradtrack.geometry import iou
+from gradtrack.io import ImageError
 from gradtrack.models import GradNet, GradNetConfig, SiamFCConfig
 from gradtrack.models.gradnet import GradientUpdate
 from gradtrack.models.labels import balanced_logistic_loss, centered_label
@@ -204,6 +205,26 @@ def test_rescue_update_on_lost_target(seq):
     assert not t2.update(255 - frames[12]).extra["rescued"]
 
 
+@pytest.mark.parametrize("enabled", [True, False])
+def test_no_window_heuristic(seq, enabled):
+    """Optional official heuristic: window influence 0 for exactly one frame, when the last reliable
+    sample is 9 frames old.  Frames 6+ are negatives (unreliable with raw scores): last sample = frame 5."""
+    frames, boxes = seq
+    t = tracker("official", reliability_score="raw", no_window_heuristic=enabled)
+    t.init(frames[0], boxes[0])
+    used = []
+    for i in range(1, 17):
+        res = t.update(frames[i] if i <= 5 else 255 - frames[i])
+        used.append(res.extra["window_influence"])
+        if i > 5:
+            assert not res.extra["reliable"]
+    assert t.state.samples[-1].frame == 5
+    expected = [0.25] * 16
+    if enabled:
+        expected[14 - 1] = 0.0
+    assert used == expected
+
+
 @pytest.mark.parametrize("fusion", ["official", "paper"])
 def test_reinit_gives_identical_results(seq, fusion):
     frames, boxes = seq
@@ -242,7 +263,7 @@ def test_untrained_gradnet_runs_on_odd_frames():
     for _ in range(6):
         res = t.update(np.dstack([gray] * 3 + [gray]))  # RGBA
         assert np.isfinite(res.box).all() and 0 <= res.score <= 1
-    with pytest.raises(gradtrack.io.ImageError):
+    with pytest.raises(ImageError):
         t.update(gray.astype(np.float32))
 
 

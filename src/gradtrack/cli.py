@@ -82,7 +82,7 @@ def _check_weights(weights: str | None) -> str | None:
     if weights is None or weights == "random":
         return weights
     path = Path(weights).expanduser()
-    if not path.is_file():
+    if not path.exists():  # a checkpoint file (a folder of ONNX files for nanotrack)
         raise UsageError(f"weights file not found: {weights} (give a checkpoint path, or 'random' for untrained weights)")
     return str(path)
 
@@ -97,8 +97,10 @@ def _make_tracker(name: str, weights: str | None, device: str | None):
         _check_device(device)
     try:
         return build(name, weights=weights, device=device)
-    except FileNotFoundError as exc:
-        raise UsageError(f"cannot build tracker {name!r}: {exc}") from None
+    except FileNotFoundError as exc:  # no shipped weights, missing model files
+        raise UsageError(f"cannot build tracker {name!r}: {exc} [command line: --weights PATH or --weights random]") from exc
+    except ValueError as exc:  # build_tracker's documented bad-argument errors (e.g. weights for a tracker without any)
+        raise UsageError(f"cannot build tracker {name!r}: {exc}") from exc
 
 
 def _check_device(device: str) -> None:
@@ -131,6 +133,25 @@ def _fps_line(update_times: Sequence[float]) -> str:
             f"decoding, drawing and writing excluded)")
 
 
+def _frame_count_hint(frames) -> int | None:
+    """Number of frames for the progress bar, without decoding a whole video just to count it."""
+    from .io.frames import VideoFrames
+
+    if isinstance(frames, VideoFrames):  # len() would decode the whole video once before tracking starts
+        import cv2
+
+        cap = cv2.VideoCapture(str(frames.path))
+        try:
+            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))  # the container's claim: good enough for a progress bar
+        finally:
+            cap.release()
+        return n if n > 0 else None
+    try:
+        return len(frames)
+    except TypeError:  # live camera
+        return None
+
+
 def run_tracking(tracker, frames, box, *, out_video: Path | None, out_boxes: Path | None, fps_out: float,
                  gt: np.ndarray | None = None, max_frames: int | None = None, show_fps: bool = False,
                  progress: bool = True, desc: str = "tracking"):
@@ -140,11 +161,7 @@ def run_tracking(tracker, frames, box, *, out_video: Path | None, out_boxes: Pat
 
     from .visualize import draw_result
 
-    total = None
-    try:
-        total = len(frames)
-    except TypeError:
-        pass
+    total = _frame_count_hint(frames)
     if max_frames is not None:
         total = max_frames if total is None else min(total, max_frames)
     boxes: list[np.ndarray] = []
@@ -231,6 +248,14 @@ def _shipped_weights(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def _no_shipped_weights(exc: BaseException | None) -> bool:
+    try:
+        from .trackers.common import WeightsNotFoundError
+    except ImportError:
+        return False
+    return isinstance(exc, WeightsNotFoundError)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .geometry import iou
 
@@ -248,13 +273,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.tracker not in list_trackers():
         raise UsageError(f"unknown tracker {args.tracker!r}; available: {', '.join(list_trackers())}")
     weights = args.weights
-    if weights is None and _shipped_weights(args.tracker) is None:
+    try:
+        tracker = _make_tracker(args.tracker, weights, args.device)
+    except UsageError as exc:
+        if weights is not None or not _no_shipped_weights(exc.__cause__):
+            raise
         weights = "random"
+        tracker = _make_tracker(args.tracker, weights, args.device)
         bar = "!" * 78
         print(f"{bar}\nNOTICE: no trained weights for {args.tracker!r} are shipped with this version of gradtrack.\n"
               f"The demo runs with RANDOM weights: the tracker works end to end but will not follow the target.\n"
               f"Train weights with `gradtrack train` and pass them with --weights PATH.\n{bar}", file=sys.stderr)
-    tracker = _make_tracker(args.tracker, weights, args.device)
     out_dir = Path(args.out)
     out_video = out_dir / f"demo_{seq.name}_{args.tracker}.mp4"
     out_boxes = out_dir / f"demo_{seq.name}_{args.tracker}.txt"
@@ -264,7 +293,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                 desc=f"demo {args.tracker}")
     ious = iou(boxes[1:], gt[1:len(boxes)])
     print(f"demo: sequence {seq.name!r} ({len(boxes)} frames, seed {args.seed}), tracker {args.tracker}, "
-          f"weights {weights or _shipped_weights(args.tracker)}")
+          f"weights {weights or _shipped_weights(args.tracker) or 'tracker default'}")
     present = np.isfinite(ious)
     mean_iou = float(ious[present].mean()) if present.any() else float("nan")
     print(f"mean IoU vs ground truth (frames 1..{len(boxes) - 1} with a ground-truth box, "

@@ -39,6 +39,8 @@ class SyntheticConfig:
     count: int = 0  # procedural sequences to generate
     presets: list[str] = field(default_factory=list)  # cycled; empty = the module's default presets
     seed: int = 1000
+    num_frames: int = 100
+    min_visible: float = 0.3  # frames with less of the target visible are not used
 
 
 @dataclass
@@ -211,7 +213,7 @@ def _still_frames(seq, usable: np.ndarray, count: int) -> list[int]:
 
 
 def _synthetic_sequences(cfg: SyntheticConfig):
-    """Procedural sequences as ``(key, frames, boxes)``."""
+    """Procedural sequences as ``(key, frames, boxes, absent)``."""
     if cfg.count <= 0:
         return []
     from . import synthetic
@@ -220,10 +222,10 @@ def _synthetic_sequences(cfg: SyntheticConfig):
     out = []
     for i in range(cfg.count):
         name = presets[i % len(presets)]
-        s = synthetic.preset(name, seed=cfg.seed + i)
-        frames = s["frames"] if isinstance(s, dict) else s.frames
-        boxes = s["boxes"] if isinstance(s, dict) else s.boxes
-        out.append((f"synthetic/{name}-{cfg.seed + i}", frames, np.asarray(boxes, dtype=np.float64)))
+        s = synthetic.preset(name, seed=cfg.seed + i, num_frames=cfg.num_frames)
+        boxes = np.asarray(s.boxes, dtype=np.float64)
+        absent = np.asarray(s.visible) < cfg.min_visible
+        out.append((f"synthetic/{name}-{cfg.seed + i}", s.frames, boxes, absent))
     return out
 
 
@@ -283,9 +285,9 @@ def build_training_sources(cfg: DataConfig, base: Path | None = None, progress: 
     stats["still_images"] = len(stills)
     synth_videos = []
     if weights.get("synthetic", 0) > 0:
-        for key, frames, boxes in _synthetic_sequences(cfg.synthetic):
+        for key, frames, boxes, absent in _synthetic_sequences(cfg.synthetic):
             h, w = np.asarray(frames[0]).shape[:2]
-            usable = usable_frames(boxes, (w, h), cfg.filter)
+            usable = usable_frames(boxes, (w, h), cfg.filter, absent)
             if usable.any():
                 synth_videos.append(CuratedVideo(key, iter(frames), boxes, usable, cfg.crop, cfg.cache_size,
                                                  cfg.cache_margin, cfg.cache_quality))

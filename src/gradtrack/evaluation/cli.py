@@ -62,9 +62,10 @@ def _open(spec):
         raise _usage_error(f"cannot open dataset {spec.name!r} at {spec.root}: {exc}") from None
 
 
-def _print_scores(scores: dict, out=sys.stdout) -> None:
+def _print_scores(scores: dict, out=None) -> None:
     from .report import _fmt
 
+    out = out or sys.stdout
     o = scores["overall"]
     t, p = scores["tracker"], scores["protocol"]
     if p == "ope":
@@ -107,7 +108,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.weights not in (None, "random") and not Path(args.weights).expanduser().exists():
         raise _usage_error(f"weights not found: {args.weights}")
     tracker = TrackerSpec(args.tracker, weights=args.weights, device=args.device, label=args.label)
-    status = run_benchmark(tracker, spec if args.workers > 1 else ds, args.results, protocol=protocol,
+    status = run_benchmark(tracker, spec, args.results, protocol=protocol,
                            workers=args.workers, sequences=names, repetitions=args.repetitions, seed=args.seed,
                            progress=not args.quiet)
     ran = sum(v != "skipped" for v in status.values())
@@ -171,6 +172,9 @@ def cmd_report(args: argparse.Namespace) -> int:
                            title=args.title or spec.name, **kwargs)
     except R.ResultFileError as exc:
         raise _usage_error(str(exc)) from None
+    if rep["skipped"]:
+        print(f"note: compared on the {len(rep['sequences'])} sequence(s) with results for every tracker; "
+              f"{len(rep['skipped'])} without: {', '.join(rep['skipped'][:10])}{' ...' if len(rep['skipped']) > 10 else ''}")
     for t, s in rep["scores"].items():
         _print_scores(s)
     print(f"report: {out} ({', '.join(p.name for p in rep['files'])})")

@@ -456,6 +456,10 @@ def region_iou(a, b, bound=None) -> float:
     pa, pb = _as_points(a), _as_points(b)
     if np.isnan(pa).any() or np.isnan(pb).any():
         return float("nan")
+    for r in (a, b):  # a box with a non-positive width or height is empty (as in box_iou)
+        r = np.asarray(r, dtype=np.float64).reshape(-1)
+        if r.size == 4 and (r[2] <= 0 or r[3] <= 0):
+            return 0.0
     if bound is not None:
         w, h = float(bound[0]), float(bound[1])
         frame = np.array([[0.0, 0.0], [w, 0.0], [w, h], [0.0, h]])
@@ -481,19 +485,33 @@ def vot_overlaps(regions, flags, gt, image_size=None) -> np.ndarray:
     ``regions``: ``N x 4`` or ``N x 8`` (or a list of per-frame arrays); ``flags``: ``N`` ints, ``VOT_REGION``
     (-1) where the region counts, else the special label (1 init / 2 failure / 0 skipped) whose overlap is
     0 (as in vot-toolkit, where special regions rasterise to nothing).  ``gt``: ``N x 4`` / ``N x 8``.
-    A GT with NaN gives NaN.
+    A GT with NaN gives NaN; a NaN region gives 0.  When every region and the GT are ``x, y, w, h`` boxes
+    the computation is vectorised (same numbers).
     """
     flags = np.asarray(flags).reshape(-1)
     n = len(flags)
     if len(regions) != n or len(gt) != n:
         raise ValueError(f"regions ({len(regions)}), flags ({n}) and ground truth ({len(gt)}) differ in length")
     out = np.zeros(n, dtype=np.float64)
+    tracked = np.flatnonzero(flags == VOT_REGION)
+    gt_arr = np.asarray(gt, dtype=np.float64) if not isinstance(gt, list) else None
+    if gt_arr is not None and gt_arr.ndim == 2 and gt_arr.shape[1] == 4 and all(
+            np.asarray(regions[i]).size == 4 for i in tracked):
+        # all axis-aligned: vectorised (same numbers as region_iou: exact clipping to the image)
+        out[:] = 0.0
+        if len(tracked):
+            reg = np.stack([np.asarray(regions[i], dtype=np.float64).reshape(4) for i in tracked])
+            ious = box_iou(reg, gt_arr[tracked], bound=image_size, clip_mode="exact")
+            out[tracked] = np.where(np.isnan(gt_arr[tracked]).any(1), np.nan, np.nan_to_num(ious, nan=0.0))
+        out[np.isnan(gt_arr).any(1)] = np.nan
+        return out
     for i in range(n):
         g = np.asarray(gt[i], dtype=np.float64)
         if np.isnan(g).any():
             out[i] = np.nan
         elif flags[i] == VOT_REGION:
-            out[i] = region_iou(regions[i], g, image_size)
+            ov = region_iou(regions[i], g, image_size)
+            out[i] = 0.0 if np.isnan(ov) else ov  # a NaN region on a tracked frame overlaps nothing
     return out
 
 

@@ -39,11 +39,15 @@ def _plt():
 
 
 def _save(fig, out_dir: Path, stem: str) -> list[Path]:
+    import matplotlib
+
     paths = []
-    for ext in ("png", "svg"):
-        p = out_dir / f"{stem}.{ext}"
-        fig.savefig(p, dpi=150 if ext == "png" else None, bbox_inches="tight")
-        paths.append(p)
+    # svg.fonttype "none": texts (legend scores included) stay searchable text in the SVG
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "gradtrack"}):
+        for ext in ("png", "svg"):
+            p = out_dir / f"{stem}.{ext}"
+            fig.savefig(p, dpi=150 if ext == "png" else None, bbox_inches="tight")
+            paths.append(p)
     return paths
 
 
@@ -198,18 +202,31 @@ def markdown_report(scores: dict[str, dict], title: str = "Evaluation report") -
 def build_report(results_dir, dataset, out_dir, *, trackers: Iterable[str] | None = None,
                  sequences: Iterable[str] | None = None, title: str = "", **score_kwargs) -> dict:
     """Score every tracker folder (or ``trackers``) in ``results_dir`` against ``dataset`` and write the
-    report files into ``out_dir``; returns ``{"scores": {...}, "files": [...]}``.  ``score_kwargs`` go to
+    report files into ``out_dir``; returns ``{"scores", "files", "sequences", "skipped"}``.  Without
+    ``sequences``, trackers are compared on the dataset's sequences that *all* of them have results for
+    (the others are listed as ``sequences_without_results`` in summary.json).  ``score_kwargs`` go to
     the scoring functions of the trackers' protocol (e.g. ``invalid_frames="count_as_failure"``)."""
     names = list(trackers) if trackers is not None else R.list_trackers(results_dir)
     if not names:
         raise R.ResultFileError(f"no tracker result folders in {results_dir}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    scores = {}
     for t in names:
         if not (Path(results_dir) / t).is_dir():
             raise R.ResultFileError(f"no results for tracker {t!r} in {results_dir}")
-        proto = R.detect_protocol(results_dir, t)
+    protos = {t: R.detect_protocol(results_dir, t) for t in names}
+    skipped: list[str] = []
+    if sequences is None:
+        # compare on the sequences every tracker has results for (listed in summary.json)
+        sequences = [n for n in dataset.names if all(_has_result(results_dir, t, protos[t], n) for t in names)]
+        skipped = [n for n in dataset.names if n not in sequences]
+        if not sequences:
+            raise R.ResultFileError(f"no sequence of the dataset has results for all of {', '.join(names)} "
+                                    f"in {results_dir}")
+    sequences = list(sequences)
+    scores = {}
+    for t in names:
+        proto = protos[t]
         kwargs = {k: v for k, v in score_kwargs.items()
                   if k in _ACCEPTED.get(proto, ())}
         scores[t] = to_jsonable(score_results(results_dir, t, dataset, protocol=proto, sequences=sequences, **kwargs))
@@ -226,13 +243,23 @@ def build_report(results_dir, dataset, out_dir, *, trackers: Iterable[str] | Non
     md = out / "report.md"
     md.write_text(markdown_report(scores, title=title or "Evaluation report"))
     js = out / "summary.json"
-    js.write_text(json.dumps({"results_dir": str(results_dir), "trackers": scores}, indent=1, allow_nan=False) + "\n")
+    js.write_text(json.dumps({"results_dir": str(results_dir), "sequences": sequences,
+                              "sequences_without_results": skipped, "trackers": scores},
+                             indent=1, allow_nan=False) + "\n")
     files += [md, js]
-    return {"scores": scores, "files": files}
+    return {"scores": scores, "files": files, "sequences": sequences, "skipped": skipped}
+
+
+def _has_result(results_dir, tracker: str, protocol: str, seq: str) -> bool:
+    if protocol == "ope":
+        return R.ope_result_path(results_dir, tracker, seq).is_file()
+    if protocol == "got10k":
+        return R.got10k_result_path(results_dir, tracker, seq).is_file()
+    return R.vot_result_path(results_dir, tracker, seq).is_file()
 
 
 _ACCEPTED = {
-    "ope": ("iou_convention", "center", "invalid_frames", "norm_prec_score", "fps_mode"),
+    "ope": ("iou_convention", "center", "invalid_frames", "norm_prec_score", "fps_mode", "use_absent_flags"),
     "got10k": ("clip_mode",),
     "vot": ("burnin", "sensitivity", "eao_interval", "eao_index_base", "experiment"),
 }

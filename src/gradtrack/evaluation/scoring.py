@@ -64,10 +64,14 @@ def score_ope(
     invalid_frames: str = "exclude",
     norm_prec_score: str = "auc_0_0.5",
     fps_mode: str = "mean_of_inverse",
+    use_absent_flags: bool = False,
 ) -> dict:
     """OPE scores (got10k conventions by default): success AUC (mean of the 21-point strict curve),
     success rate (IoU > 0.5), precision at 20 px, normalised precision; curves averaged over sequences.
 
+    Frames without ground truth are the NaN rows of ``Sequence.boxes`` (got10k); with
+    ``use_absent_flags`` also the frames flagged in ``Sequence.absent`` (e.g. LaSOT full occlusion /
+    out-of-view, when a reader keeps a box there).
     A sequence's fps is ``fps(times)`` over its time file; the overall fps is the mean over sequences
     (got10k).  Per attribute: the same summary over the sequences carrying ``Sequence.attributes``.
     """
@@ -77,7 +81,10 @@ def score_ope(
         seq = dataset[name]
         gt = np.asarray(seq.boxes, dtype=np.float64)
         pred = R.read_boxes(R.ope_result_path(results_dir, tracker, name), len(gt))
-        res = M.ope_sequence(pred, gt, iou_convention=iou_convention, center=center, invalid_frames=invalid_frames)
+        valid = ~np.asarray(seq.absent, dtype=bool) if use_absent_flags and getattr(seq, "absent", None) is not None \
+            else None
+        res = M.ope_sequence(pred, gt, valid=valid, iou_convention=iou_convention, center=center,
+                             invalid_frames=invalid_frames)
         per_seq_curves[name] = res
         tpath = R.ope_time_path(results_dir, tracker, name)
         f = _seq_fps(R.read_times(tpath), fps_mode) if tpath.is_file() else float("nan")
@@ -107,6 +114,7 @@ def score_ope(
             "iou_convention": iou_convention,
             "center": center,
             "invalid_frames": invalid_frames,
+            "invalid_frame_definition": "NaN GT rows" + (" or Sequence.absent" if use_absent_flags else ""),
             "norm_prec_score": norm_prec_score,
             "success_thresholds": "linspace(0,1,21), IoU > thr (strict); AUC = mean of the curve",
             "precision_thresholds": "0..50 px, error <= thr; score at 20 px",

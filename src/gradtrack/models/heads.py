@@ -100,6 +100,10 @@ def _two_convs(cin: int, mid: int, cout: int) -> nn.Sequential:
                          nn.Conv2d(mid, cout, 3, padding=1), nn.ReLU(inplace=True))
 
 
+def _up(x: torch.Tensor, size: int) -> torch.Tensor:
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+
+
 class Refine(nn.Module):
     """SiamMask's mask refinement at chosen positions, output ``N x 1 x 127 x 127`` logits.
 
@@ -139,7 +143,6 @@ class Refine(nn.Module):
         p2 = self._windows(low[2], 4, 15, 1, batch, rows, cols)
         p3 = corr[batch, :, rows, cols][:, :, None, None]
         out = self.deconv(p3)
-        out = self.post0(F.interpolate(self.h2(out) + self.v2(p2), size=(31, 31), mode="bilinear", align_corners=False))
-        out = self.post1(F.interpolate(self.h1(out) + self.v1(p1), size=(61, 61), mode="bilinear", align_corners=False))
-        out = self.post2(F.interpolate(self.h0(out) + self.v0(p0), size=(127, 127), mode="bilinear", align_corners=False))
-        return out
+        out = self.post0(_up(self.h2(out) + self.v2(p2), 31))
+        out = self.post1(_up(self.h1(out) + self.v1(p1), 61))
+        return self.post2(_up(self.h0(out) + self.v0(p0), 127))

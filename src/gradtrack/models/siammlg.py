@@ -80,7 +80,8 @@ class SiamMLGConfig:
         return (self.instance_size - self.exemplar_size) // self.total_stride + 1 + 8
 
 
-def ablation_config(variant: Literal["resnet34", "gradient", "sk", "full"], base: SiamMLGConfig | None = None) -> SiamMLGConfig:
+def ablation_config(variant: Literal["resnet34", "gradient", "sk", "full"],
+                    base: SiamMLGConfig | None = None) -> SiamMLGConfig:
     """The paper's ablation variants (Table 3) on top of ``base``."""
     base = base or SiamMLGConfig()
     table = {"resnet34": ("none", False), "gradient": ("none", True), "sk": ("neck", False), "full": ("neck", True)}
@@ -154,7 +155,8 @@ class SiamMLG(nn.Module):
     def score(self, zf: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
         return self.score_head(zf, xf)
 
-    def heads(self, kernels: dict[str, torch.Tensor], xf: torch.Tensor, full_mask: bool = True) -> dict[str, torch.Tensor]:
+    def heads(self, kernels: dict[str, torch.Tensor], xf: torch.Tensor,
+              full_mask: bool = True) -> dict[str, torch.Tensor]:
         """``score`` (``B x 1 x 25 x 25`` logits), ``mask_corr`` (``B x hidden x 25 x 25``), ``mask``
         (``B x 63^2 x 25 x 25`` logits, only with ``full_mask``) and ``box`` (``B x 4 x 25 x 25`` l,t,r,b)."""
         out = {"score": self.score_head.forward_kernel(kernels["score"], xf)}
@@ -166,7 +168,8 @@ class SiamMLG(nn.Module):
             out["box"] = self.box_head.forward_kernel(kernels["box"], xf)
         return out
 
-    def mask_logits(self, corr: torch.Tensor, batch: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    def mask_logits(self, corr: torch.Tensor, batch: torch.Tensor, rows: torch.Tensor,
+                    cols: torch.Tensor) -> torch.Tensor:
         """63x63 mask logits at chosen positions (runs the 1x1 mask head there only): ``N x 63 x 63``."""
         feat = corr[batch, :, rows, cols][:, :, None, None]
         return self.mask_head.head(feat).reshape(-1, self.cfg.mask_size, self.cfg.mask_size)
@@ -182,15 +185,21 @@ class SiamMLG(nn.Module):
     def label(self, size: int, device=None, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
         return centered_label(size, self.cfg.label_radius, device=device, dtype=dtype)
 
-    def gradient(self, f2: torch.Tensor, xf: torch.Tensor, create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def gradient(self, f2: torch.Tensor, xf: torch.Tensor,
+                 create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """``(dL/df2, L)``: score-head loss of the initial template ``U1(f2)`` against search features ``xf``
-        (``k`` samples per template allowed) with the centred label."""
+        (``k`` samples per template allowed) with the centred label.
+
+        ``L`` is the mean over all maps; the gradient is that of ``B_z * L`` (each template's loss averaged
+        over its own ``k`` maps), so a template's gradient does not shrink with the training batch size and
+        has the same scale as at tracking time (one template, one map).
+        """
         with torch.enable_grad():
             leaf = f2 if (create_graph and f2.requires_grad) else f2.detach().requires_grad_(True)
             score = self.score(self.u1(leaf), xf)
             label, weight = self.label(score.shape[-1], device=score.device, dtype=score.dtype)
             loss = balanced_logistic_loss(score, label, weight)
-            (g,) = torch.autograd.grad(loss, leaf, create_graph=create_graph)
+            (g,) = torch.autograd.grad(loss * leaf.shape[0], leaf, create_graph=create_graph)
         return g, loss
 
     def update(self, f2: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -201,7 +210,8 @@ class SiamMLG(nn.Module):
         return self.u1(f2_new), f2_new
 
     # -- training forward --------------------------------------------------------------------------
-    def forward(self, z: torch.Tensor, x: torch.Tensor, create_graph: bool = True, full_mask: bool = True) -> dict[str, torch.Tensor]:
+    def forward(self, z: torch.Tensor, x: torch.Tensor, create_graph: bool = True,
+                full_mask: bool = True) -> dict:
         """Templates ``z`` (``B``) against searches ``x`` (``B`` or ``k * B``).
 
         Returns the head outputs of :meth:`heads` for the (updated, if enabled) template plus ``xf``,

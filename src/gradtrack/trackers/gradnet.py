@@ -39,9 +39,11 @@ Scores
     ``"raw"`` uses the raw peak as the official code does.  ``TrackResult.score`` is the sigmoid of the
     raw peak of the chosen scale of the map that chose the scale (SiamFC map for "official").
 
-Not implemented (documented deviations): the "refind" heuristic (search around the image centre after
-the box leaves through the right edge) and the single frame with window influence 0 nine frames after
-the last reliable sample.  Output boxes are floats (the official code rounds them).
+Deviations from the official code: the "refind" heuristic (search around the image centre after the
+box leaves through the right edge) is not implemented; the single frame with window influence 0 when
+the last reliable sample is 9 frames old is implemented but off by default (``no_window_heuristic``);
+output boxes are floats (the official code rounds them); the displacement uses the exact geometry of
+:mod:`gradtrack.trackers.common` rather than ``round(x_sz)`` and centre 136.
 """
 from __future__ import annotations
 
@@ -94,6 +96,10 @@ class GradNetTrackerConfig:
     periodic_keep: float = 0.4
     init_periodic_update: bool = True
     reliability_score: Literal["sigmoid", "raw"] = "sigmoid"
+    # official heuristic, off by default: window influence 0 for one frame (once per sequence) when the
+    # last reliable sample is exactly ``no_window_after`` frames old
+    no_window_heuristic: bool = False
+    no_window_after: int = 9
 
     def validate(self) -> None:
         check_common(self)
@@ -103,7 +109,7 @@ class GradNetTrackerConfig:
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
-        for name in ("update_interval", "buffer_size", "threshold_frames"):
+        for name in ("update_interval", "buffer_size", "threshold_frames", "no_window_after"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.label_radius < 0:
@@ -138,6 +144,7 @@ class GradNetState:
     f_thr: float = 0.0
     updates: int = 0
     rescues: int = 0
+    no_window_used: bool = False
     last_loss: float = float("nan")
 
 
@@ -261,7 +268,11 @@ class GradNetTracker(SiameseSearch, Tracker):
             best = self._pick_scale(up)
             r = normalize_response(up[best])
             chosen, all_raw = raw[best], raw
-        r = self._apply_window(r, self.window_influence)
+        influence = self.window_influence
+        if (cfg.no_window_heuristic and not st.no_window_used and st.samples
+                and i - st.samples[-1].frame == cfg.no_window_after):
+            influence, st.no_window_used = 0.0, True
+        r = self._apply_window(r, influence)
         self._move(tg, r, n, best)
 
         f_max = self._peak_value(float(all_raw.max()))
@@ -293,7 +304,7 @@ class GradNetTracker(SiameseSearch, Tracker):
         peak = float(chosen.max())
         return TrackResult(box=tg.box(), score=sigmoid(peak), extra={
             "scale_index": best, "raw_peak": peak, "peak": f_max, "threshold": st.f_thr, "reliable": bool(reliable),
-            "rescued": rescued, "updated": updated})
+            "rescued": rescued, "updated": updated, "window_influence": influence})
 
 
 @TRACKERS.register("gradnet")

@@ -43,6 +43,10 @@ class OptimConfig:
     weight_decay: float = 5e-4
     grad_clip: float = 10.0  # max global L2 norm; 0 = off
     warmup_steps: int = 0  # linear warm-up (not in the papers; 0 = off)
+    # The response adjust's scale multiplies raw correlations (~1e3): its gradient dwarfs all others, and
+    # one clipped SGD step at lr 1e-2 multiplies the logits by ~100.  siamfc-pytorch keeps it fixed at 1e-3;
+    # so do we unless asked (the bias is always trained).
+    train_adjust_scale: bool = False
 
     def validate(self) -> None:
         if self.lr <= 0 or self.lr_end <= 0:

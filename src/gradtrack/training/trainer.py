@@ -144,6 +144,7 @@ def build_training_model(cfg: TrainConfig, base: Path | None = None) -> torch.nn
                                         if k.startswith("backbone.")}, source=str(path))
         for p in model.siamfc.parameters():
             p.requires_grad_(False)
+    model.adjust.scale.requires_grad_(cfg.optim.train_adjust_scale)
     return model
 
 

@@ -24,6 +24,9 @@ from .otb import OTB2013_SEQUENCES, OTB2015_SEQUENCES, OTB_ATTRIBUTES, OTB_FRAME
 from .tld import TLDDataset
 from .uav import UAV123_SUBSEQUENCES, DTB70Dataset, UAV123Dataset, UAVDTDataset, read_subsequence_table
 from .vot import VOTDataset
+from .vid import VIDDataset
+from .trackingnet import TrackingNetDataset
+from .masks import COCODataset, DAVISDataset, YouTubeVOSDataset
 
 #: name -> reader factory ``(root, **kw) -> SequenceDataset``
 DATASETS: Registry = Registry("dataset")
@@ -43,6 +46,11 @@ _FACTORIES = {
     "got10k": GOT10kDataset,
     "vot": VOTDataset,
     "tld": TLDDataset,
+    "vid": VIDDataset,
+    "trackingnet": TrackingNetDataset,
+    "youtube_vos": YouTubeVOSDataset,
+    "davis": DAVISDataset,
+    "coco": COCODataset,
 }
 for _name, _factory in _FACTORIES.items():
     DATASETS.register(_name)(_factory)
