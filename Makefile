@@ -38,8 +38,10 @@ $(STAMP): pyproject.toml constraints.txt $(REQ_TEST)
 	@if [ -f requirements-test.txt ]; then \
 		grep -vE '^\s*#|^\s*$$' requirements-test.txt | grep -E '#\s*no-deps' | sed -E 's/\s*#.*$$//' > $(VENV)/.req-nodeps.txt; \
 		grep -vE '#\s*no-deps' requirements-test.txt > $(VENV)/.req-deps.txt; \
-		echo "$(PIP) install -c constraints.txt -r $(VENV)/.req-deps.txt"; \
-		$(PIP) install -c constraints.txt -r $(VENV)/.req-deps.txt || exit 1; \
+		if grep -qvE '^\s*(#|$$)' $(VENV)/.req-deps.txt; then \
+			echo "$(PIP) install -c constraints.txt -r $(VENV)/.req-deps.txt"; \
+			$(PIP) install -c constraints.txt -r $(VENV)/.req-deps.txt || exit 1; \
+		fi; \
 		if [ -s $(VENV)/.req-nodeps.txt ]; then \
 			echo "$(PIP) install --no-deps -c constraints.txt -r $(VENV)/.req-nodeps.txt"; \
 			$(PIP) install --no-deps -c constraints.txt -r $(VENV)/.req-nodeps.txt || exit 1; \

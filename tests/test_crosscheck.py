@@ -29,7 +29,10 @@ from gradtrack.evaluation.protocols import run_vot_supervised
 from gradtrack.evaluation.scoring import score_got10k, score_ope, score_vot
 from gradtrack.trackers.base import Tracker, TrackResult
 
-got10k = pytest.importorskip("got10k", reason="pip install -r requirements-test.txt (got10k toolkit)")
+
+@pytest.fixture
+def got10k_toolkit():
+    return pytest.importorskip("got10k", reason="pip install -r requirements-test.txt (got10k toolkit)")
 
 
 # ------------------------------------------------------------------------------------------ fixtures
@@ -150,7 +153,7 @@ def _experiment(cls, tmp_path, dataset, **attrs):
 
 # ------------------------------------------------------------------------------------------ OTB / UAV123
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_otb_success_precision_match_got10k(tmp_path, seed):
+def test_otb_success_precision_match_got10k(got10k_toolkit, tmp_path, seed):
     from got10k.experiments import ExperimentOTB
 
     rng = np.random.default_rng(seed)
@@ -174,7 +177,7 @@ def test_otb_success_precision_match_got10k(tmp_path, seed):
 
 
 @pytest.mark.parametrize("seed", [3, 4])
-def test_uav_invalid_frames_excluded_match_got10k(tmp_path, seed):
+def test_uav_invalid_frames_excluded_match_got10k(got10k_toolkit, tmp_path, seed):
     """UAV123 / LaSOT style: NaN-GT frames leave numerator and denominator (got10k ExperimentUAV123)."""
     from got10k.experiments import ExperimentUAV123
 
@@ -191,7 +194,7 @@ def test_uav_invalid_frames_excluded_match_got10k(tmp_path, seed):
     assert other["overall"]["success_auc"] < ours["overall"]["success_auc"] - 1e-3
 
 
-def test_lasot_normalized_precision_match_got10k(tmp_path):
+def test_lasot_normalized_precision_match_got10k(got10k_toolkit, tmp_path):
     experiments = pytest.importorskip("got10k.experiments")
     if not hasattr(experiments, "ExperimentLaSOT"):
         pytest.skip("got10k 0.1.3 (PyPI) has no ExperimentLaSOT / normalised precision; golden values in test_metrics")
@@ -226,7 +229,7 @@ def make_got10k_setup(tmp_path, rng, name="gtrk", reps=3, nan_pred=False):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_got10k_ao_sr_match_got10k(tmp_path, seed):
+def test_got10k_ao_sr_match_got10k(got10k_toolkit, tmp_path, seed):
     from got10k.experiments import ExperimentGOT10k
 
     rng = np.random.default_rng(seed)
@@ -251,7 +254,7 @@ def test_got10k_ao_sr_match_got10k(tmp_path, seed):
     assert exact["overall"]["ao"] != pytest.approx(o["ao"], abs=1e-9)
 
 
-def test_got10k_nan_prediction_documented_difference(tmp_path):
+def test_got10k_nan_prediction_documented_difference(got10k_toolkit, tmp_path):
     """Deliberate difference: a NaN prediction row makes the toolkit's AO NaN; gradtrack counts IoU 0."""
     from got10k.experiments import ExperimentGOT10k
 
@@ -276,7 +279,7 @@ def test_got10k_nan_prediction_documented_difference(tmp_path):
     assert ours["ao"] == pytest.approx(ref2["overall"]["ao"], abs=1e-12)
 
 
-def test_polygon_iou_matches_got10k_shapely():
+def test_polygon_iou_matches_got10k_shapely(got10k_toolkit):
     """Our pure-NumPy polygon clipping vs got10k ``poly_iou`` (shapely), bounded by the image."""
     from got10k.utils.metrics import poly_iou
 

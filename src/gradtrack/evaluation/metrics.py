@@ -204,7 +204,7 @@ def normalized_center_error(pred, gt, *, center: str = "pixel_inclusive") -> np.
 # ----------------------------------------------------------------------------------------------------
 # curves
 # ----------------------------------------------------------------------------------------------------
-def _valid_mask(n: int, values: np.ndarray, valid) -> np.ndarray:
+def _valid_mask(n: int, valid) -> np.ndarray:
     if valid is None:
         return np.ones(n, dtype=bool)
     v = np.asarray(valid, dtype=bool)
@@ -222,7 +222,7 @@ def success_curve(ious, thresholds=SUCCESS_THRESHOLDS, *, valid=None, invalid_fr
     """
     _check(invalid_frames, _INVALID[:2], "invalid_frames (success)")
     ious = np.asarray(ious, dtype=np.float64).reshape(-1)
-    v = _valid_mask(len(ious), ious, valid)
+    v = _valid_mask(len(ious), valid)
     thr = np.asarray(thresholds, dtype=np.float64)
     passed = np.greater(np.where(np.isnan(ious), -np.inf, ious)[:, None], thr[None, :]) & v[:, None]
     denom = v.sum() if invalid_frames == "exclude" else len(ious)
@@ -240,7 +240,7 @@ def precision_curve(
     """
     _check(invalid_frames, _INVALID, "invalid_frames (precision)")
     err = np.asarray(errors, dtype=np.float64).reshape(-1)
-    v = _valid_mask(len(err), err, valid)
+    v = _valid_mask(len(err), valid)
     thr = np.asarray(thresholds, dtype=np.float64)
     passed = np.less_equal(np.where(np.isnan(err), np.inf, err)[:, None], thr[None, :]) & v[:, None]
     if invalid_frames == "count_as_success":
@@ -309,7 +309,8 @@ def ope_summary(per_sequence: Iterable[Mapping], *, norm_prec_score: str = "auc_
 
     ``success_auc`` = mean of the averaged success curve; ``success_rate`` = its value at IoU 0.5;
     ``precision`` = averaged precision curve at 20 px; ``norm_precision`` per ``norm_prec_score``.
-    Sequences with no valid frame (NaN curves) are left out of the average.
+    Sequences with no valid frame (NaN curves) are left out of the average (got10k would make the whole
+    average NaN; the only case where the two differ).
     """
     seqs = list(per_sequence)
     if not seqs:
