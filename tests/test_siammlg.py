@@ -209,6 +209,16 @@ def test_gradient_update_changes_template_and_second_order_reaches_parameters():
     assert not torch.allclose(first[1], second[1], atol=1e-7)
 
 
+def test_config_errors():
+    from gradtrack.config import ConfigError
+    with pytest.raises(ConfigError, match="divisible"):
+        slim_cfg(sk="layer3", sk_cfg={"groups": 7})
+    with pytest.raises(ConfigError, match="unknown key"):
+        slim_cfg(sk_place="neck")
+    with pytest.raises(ConfigError):
+        slim_cfg(sk="everywhere")
+
+
 def test_model_registry_and_checkpoint_roundtrip(tmp_path):
     model = build_model("siammlg", {**SLIM, "box_head": True, "sk": "layer3"}).eval()
     path = save_model(tmp_path / "m.pt", "siammlg", model)
@@ -482,3 +492,45 @@ def test_training_step_end_to_end_reduces_the_losses():
     last = [v.item() for v in losses()]
     assert all(math.isfinite(v) for v in first + last)
     assert last[0] < first[0] and last[1] < first[1] and last[3] < first[3] and sum(last) < 0.8 * sum(first)
+
+
+def test_refine_windows_are_centred_on_the_cell():
+    """conv1 index k is centred on crop pixel 2k+3, layer1 on 4k+3, layer2 on 8k+7; cell j on 31+8j."""
+    from gradtrack.models.heads import Refine
+    i, j = 5, 17
+    levels = [(125, 16, 61, 4, lambda p: (p - 3) // 2), (63, 8, 31, 2, lambda p: (p - 3) // 4),
+              (31, 4, 15, 1, lambda p: (p - 7) // 8)]
+    for size, pad, win, step, index in levels:
+        feat = torch.zeros(1, 1, size, size)
+        feat[0, 0, index(31 + 8 * i), index(31 + 8 * j)] = 1
+        w = Refine._windows(feat, pad, win, step, torch.tensor([0]), torch.tensor([i]), torch.tensor([j]))
+        assert w.shape == (1, 1, win, win) and w[0, 0, win // 2, win // 2] == 1
+
+
+def test_training_u2_alone_lowers_the_loss_after_the_update():
+    """GradNet's second stage: everything frozen but U2; the loss after the update drops below the
+    (unchanged) loss before it."""
+    torch.manual_seed(0)
+    model = slim_model().train()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in model.u2.parameters():
+        p.requires_grad_(True)
+    z = torch.full((2, 3, 127, 127), 100.0)
+    x = torch.full((2, 3, 255, 255), 100.0)
+    z[:, 0, 48:80, 40:88] = 250
+    x[:, 0, 112:144, 104:152] = 250
+    x[:, 1, 60:90, 30:70] = 250  # a distractor
+    label, weight = model.label(25)
+    opt = torch.optim.Adam(model.u2.parameters(), lr=1e-2)
+    inits, afters = [], []
+    for _ in range(8):
+        out = model(z, x, create_graph=True)
+        after = score_loss(out["score"], label, weight)
+        opt.zero_grad()
+        after.backward()
+        opt.step()
+        inits.append(out["loss_init"].item())
+        afters.append(after.item())
+    assert max(inits) - min(inits) < 1e-4  # frozen: the loss before the update does not move
+    assert afters[-1] < 0.8 * inits[-1]

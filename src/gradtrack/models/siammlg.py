@@ -72,8 +72,9 @@ class SiamMLGConfig:
     def validate(self) -> None:
         if self.template_crop <= 2:
             raise ValueError(f"template_crop must be > 2 (the heads' 3x3 conv), got {self.template_crop}")
-        if self.sk != "none" and self.neck_channels % min(self.sk_cfg.groups, self.neck_channels):
-            raise ValueError("neck_channels must be divisible by sk_cfg.groups")
+        sk_channels = {"neck": self.neck_channels, "layer3": self.backbone.channels[3]}.get(self.sk)
+        if sk_channels is not None and sk_channels % min(self.sk_cfg.groups, sk_channels):
+            raise ValueError(f"the SK channels ({sk_channels}) must be divisible by sk_cfg.groups ({self.sk_cfg.groups})")
 
     @property
     def score_size(self) -> int:

@@ -58,7 +58,7 @@ class SiamMLGTrackerConfig:
     threshold_frames: int = 5
     reliable_ratio: float = 0.5
     min_size: float = 10.0
-    amp: bool = False  # bfloat16 autocast for the forward passes (the online gradient stays float32)
+    amp: bool = False  # bfloat16 autocast for the forward passes (the online gradient itself stays float32)
 
     def validate(self) -> None:
         if not 0 <= self.window_influence <= 1:
@@ -102,14 +102,20 @@ class SiamMLGTracker(Tracker):
         if cfg.box_source == "boxhead" and model.box_head is None:
             raise ValueError("box_source='boxhead' needs a SiamMLG built with box_head=True")
         self.exemplar, self.instance, self.stride = mc.exemplar_size, mc.instance_size, mc.total_stride
-        self.score_size = mc.score_size
-        self.offset = (self.instance - 1 - (self.score_size - 1) * self.stride) / 2 + 0.5  # continuous
-        hann = np.hanning(self.score_size)
-        self.window = np.outer(hann, hann)
-        self.window /= self.window.max()
+        self._set_score_size(mc.score_size)
         self.use_grad = cfg.gradient_update and model.u2 is not None
         self.use_refine = cfg.use_refine and model.refine is not None
         self._reset()
+
+    def _set_score_size(self, n: int) -> None:
+        """Cosine window and cell geometry for an ``n x n`` map (taken from the actual map, so model
+        configs with other crop sizes work): cell ``j`` is centred ``(j - (n - 1) / 2) * stride`` crop
+        pixels from the crop centre."""
+        self.score_size = n
+        self.offset = self.instance / 2 - (n - 1) / 2 * self.stride  # continuous crop coordinate of cell 0
+        hann = np.hanning(n)
+        self.window = np.outer(hann, hann)
+        self.window /= self.window.max()
 
     # -- state -------------------------------------------------------------------------------------
     def _reset(self) -> None:
@@ -134,8 +140,9 @@ class SiamMLGTracker(Tracker):
     @torch.no_grad()
     def _apply_update(self, x: torch.Tensor, xf: torch.Tensor | None = None) -> None:
         if xf is None:
-            xf, _ = self.model.search(x)
-        g, _ = self.model.gradient(self.hid, xf)
+            with self._autocast():
+                xf, _ = self.model.search(x)
+        g, _ = self.model.gradient(self.hid, xf.float())
         zf, f2_new = self.model.update(self.hid, g)
         self.hid = self.hid + self.cfg.update_blend * (f2_new - self.hid)
         self.kernels = self.model.kernels(zf)
@@ -155,7 +162,9 @@ class SiamMLGTracker(Tracker):
             # (hid = f2 + U2(g0)); frame 0 then enters the sample buffer with score 0 and, since 0 % 5 == 0,
             # the periodic (blended) update runs on it as well
             x = self._crop(image, sx, self.instance)
-            xf, _ = self.model.search(x)
+            with self._autocast():
+                xf, _ = self.model.search(x)
+            xf = xf.float()
             g, _ = self.model.gradient(self.hid, xf)
             _, self.hid = self.model.update(self.hid, g)
             self.buffer.append((0.0, x))
@@ -175,6 +184,8 @@ class SiamMLGTracker(Tracker):
             xf, low = self.model.search(x)
             out = self.model.heads(self.kernels, xf, full_mask=False)
         score = torch.sigmoid(out["score"][0, 0]).float().cpu().numpy()
+        if score.shape[0] != self.score_size:
+            self._set_score_size(score.shape[0])
 
         penalty = np.ones_like(score)
         boxes = None
