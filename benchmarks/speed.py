@@ -5,7 +5,9 @@ first ground-truth box (OTB files are 1-based: x, y - 1); times every ``tracker.
 ``time.perf_counter`` (CUDA is synchronised after each update) and reports the median.  Weights default
 to ``random`` (no trained weights are shipped yet): the timings are those of the real networks, the
 boxes are meaningless.  The ``agree`` column is the mean IoU between the bf16-autocast run and the
-fp32 run of the same tracker (1.0 = identical boxes), i.e. how much bf16 changes the output.
+fp32 run of the same tracker (1.0 = identical boxes), i.e. how much bf16 changes the output.  With
+random weights the response maps are nearly flat, so bf16's ~0.3 % relative error already moves the
+argmax and the two runs drift apart; judge bf16 accuracy with trained weights.
 
     .venv/bin/python benchmarks/speed.py                       # all trackers, fp32 and bf16, CPU/CUDA auto
     .venv/bin/python benchmarks/speed.py --device cpu --frames 60 --threads 2 --no-amp
