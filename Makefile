@@ -51,7 +51,7 @@ $(STAMP): pyproject.toml constraints.txt $(REQ_TEST)
 	touch $(STAMP)
 
 test: $(STAMP)
-	@$(PY) -m pytest tests -q -p no:cacheprovider --durations=15 $(PYTEST_ARGS); rc=$$?; \
+	@$(PY) -m pytest tests -q -rfEs -p no:cacheprovider --durations=15 $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests (exit status 5); that counts as a failure" >&2; fi; \
 	exit $$rc
 
