@@ -26,8 +26,7 @@ DEMO_PRESET = "demo"
 DEMO_SEED = 0
 
 
-class UsageError(Exception):
-    """A problem with what the user asked for; reported as one line, exit status 2."""
+from .errors import UsageError  # noqa: E402  (defined low so subcommand modules can raise it)
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:

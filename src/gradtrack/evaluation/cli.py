@@ -16,14 +16,12 @@ import json
 import sys
 from pathlib import Path
 
+from ..errors import UsageError
+
 __all__ = ["register_cli", "cmd_eval", "cmd_report"]
 
 
 def _usage_error(msg: str) -> Exception:
-    try:
-        from gradtrack.cli import UsageError
-    except ImportError:  # pragma: no cover - the main CLI is always there
-        return ValueError(msg)
     return UsageError(msg)
 
 

@@ -1,0 +1,328 @@
+"""SiamMLG training: pair sampler targets, loss routing, both stages, schedule, configs, CLI end to end."""
+from __future__ import annotations
+
+import copy
+import csv
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from torch.utils.data import default_collate
+
+from gradtrack.checkpoint import read_checkpoint, save_model
+from gradtrack.config import ConfigError, from_dict, from_yaml
+from gradtrack.data.augment import AugmentConfig, CropConfig
+from gradtrack.data.pairs import BoxFilter
+from gradtrack.data.siammlg_pairs import (MASK_BOX, MASK_EXACT, MASK_NONE, CropGeometry, MaskDatasetConfig,
+                                          MLGGroupDataset, MLGPairDataset, SearchAugment, build_mlg_sources,
+                                          make_sample, mask_dataset_videos, mask_iou, score_label,
+                                          synthetic_mask_videos)
+from gradtrack.data.sources import DataConfig, PairMixture, SyntheticConfig, VideoPool
+from gradtrack.data.stills import StillConfig, StillImages
+from gradtrack.models.heads import decode_ltrb
+from gradtrack.training.config import OptimConfig
+from gradtrack.training.siammlg import (SiamMLGStep, SiamMLGTrainConfig, build_siammlg_data, build_siammlg_model,
+                                        param_groups, set_siammlg_train_mode, siammlg_lr_factor)
+
+REPO = Path(__file__).resolve().parents[1]
+SLIM = {"backbone": {"channels": [8, 8, 16, 32], "blocks": [1, 1, 1]}, "neck_channels": 32, "head_hidden": 32,
+        "sk_cfg": {"groups": 8, "reduction": 4, "min_dim": 8}}
+GEO = CropGeometry()
+NO_PHOTO = AugmentConfig(brightness=0, contrast=0, saturation=0, channel_gain=0, grey_prob=0, blur_prob=0)
+
+
+def synth_pool(count: int = 3, frames: int = 16, seed: int = 1000) -> VideoPool:
+    vids = synthetic_mask_videos(SyntheticConfig(count=count, num_frames=frames, seed=seed,
+                                                 presets=["easy", "scale", "rotation"]), BoxFilter())
+    assert len(vids) == count
+    return VideoPool(vids, 8)
+
+
+def still_pool() -> StillImages:
+    rng = np.random.default_rng(0)
+    stills = StillImages(StillConfig())
+    for i in range(3):  # smooth random "photos"
+        base = rng.random((12, 16, 3)) * 255
+        img = np.asarray(torch.nn.functional.interpolate(torch.tensor(base).permute(2, 0, 1)[None], size=(240, 320),
+                                                         mode="bicubic")[0].permute(1, 2, 0).clamp(0, 255)).astype(np.uint8)
+        stills.add(f"img{i}", img)
+    return stills
+
+
+def train_cfg(stage: str = "base", model: dict | None = None, **mlg) -> SimpleNamespace:
+    """The fields of a TrainConfig that the SiamMLG functions read (no trainer involved)."""
+    return SimpleNamespace(model=copy.deepcopy(model if model is not None else SLIM),
+                           siammlg=from_dict(SiamMLGTrainConfig, {"stage": stage, **mlg}),
+                           data=DataConfig(crop=CropConfig(search_size=255)), optim=OptimConfig(lr=1e-2, warmup_steps=0),
+                           seed=3, batch_size=4, steps_per_epoch=10, epochs=7)
+
+
+def nn_crop(mask: np.ndarray, box_src, box_crop, out: int = 255) -> np.ndarray:
+    """Independent nearest-neighbour crop of ``mask``: the window is the one that maps the source box
+    (x, y, w, h) onto the crop box (x1, y1, x2, y2)."""
+    x, y, w, h = box_src
+    kx, ky = (box_crop[2] - box_crop[0]) / w, (box_crop[3] - box_crop[1]) / h
+    u = np.arange(out) + 0.5
+    sx = x + (u - box_crop[0]) / kx  # continuous source x of each output column centre
+    sy = y + (u - box_crop[1]) / ky
+    cols, rows = np.floor(sx).astype(int), np.floor(sy).astype(int)
+    H, W = mask.shape
+    ok = (rows[:, None] >= 0) & (rows[:, None] < H) & (cols[None] >= 0) & (cols[None] < W)
+    return np.where(ok, mask[rows.clip(0, H - 1)[:, None], cols.clip(0, W - 1)[None]], False)
+
+
+# -- pair sampler targets ------------------------------------------------------------------------------
+def test_sample_targets_match_the_synthetic_ground_truth():
+    pool = synth_pool()
+    saug = SearchAugment(shift=64, scale=0.18, negative_prob=0)
+    checked = 0
+    for i in range(12):
+        rng = np.random.default_rng([7, i])
+        pair = pool.sample(rng)
+        s = make_sample(pair, GEO, NO_PHOTO, saug, rng)
+        assert s["mask_kind"] == MASK_EXACT
+        box = s["box"].numpy().astype(np.float64)
+        mask = s["mask"][0].numpy().astype(bool)
+        # the mask crop equals an independent crop of the ground-truth mask through the box's window
+        expect = nn_crop(pair.x_mask, pair.x_box, box)
+        assert mask_iou(mask, expect) > 0.95
+        # ... and its tight box is the crop box (synthetic masks match their boxes within 1 source px)
+        ys, xs = np.nonzero(mask)
+        k = (box[2] - box[0]) / pair.x_box[2]
+        tol = 1.5 * max(1.0, k) + 0.5
+        assert abs(xs.min() - box[0]) < tol and abs(xs.max() + 1 - box[2]) < tol
+        assert abs(ys.min() - box[1]) < tol and abs(ys.max() + 1 - box[3]) < tol
+        # label: a disc of 13 cells (radius 2) around the cell of the mask's centre (shifted by the augmentation)
+        label = s["label"][0].numpy()
+        assert label.sum() == 13
+        rows, cols = np.nonzero(label)
+        peak = (31.5 + 8 * cols.mean(), 31.5 + 8 * rows.mean())
+        mc = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+        assert np.hypot(peak[0] - mc[0], peak[1] - mc[1]) <= 4 * np.sqrt(2) + 1e-6
+        assert abs(xs.mean() + 0.5 - mc[0]) < 3 and abs(ys.mean() + 0.5 - mc[1]) < 3  # symmetric synthetic shapes
+        # ltrb targets decode back to the box at every positive cell, and the target cell is positive
+        dec = decode_ltrb(s["ltrb"][None])[0]
+        pos = s["ltrb_pos"]
+        assert pos.any() and pos[int(round((mc[1] - 31.5) / 8)), int(round((mc[0] - 31.5) / 8))]
+        err = (dec[:, pos] - torch.tensor(box, dtype=torch.float32)[:, None]).abs().max()
+        assert err < 1.0
+        checked += 1
+    assert checked == 12
+
+
+def test_shift_moves_the_label_and_unshifted_label_is_centred():
+    centred = score_label((127.5, 127.5))
+    assert centred[12, 12] == 1 and centred.sum() == 13
+    from gradtrack.models.labels import centered_label
+    assert np.array_equal(centred, centered_label(25, 2.0)[0].numpy())
+    moved = score_label((127.5 + 40, 127.5 - 24))
+    assert moved[12 - 3, 12 + 5] == 1 and moved.sum() == 13
+
+
+def test_negative_pairs_have_no_targets_and_come_from_other_videos():
+    pool = synth_pool()
+    ds = MLGPairDataset(PairMixture({"s": (1.0, pool)}), GEO, None, SearchAugment(negative_prob=1.0), seed=1)
+    for i in range(4):
+        s = ds[i]
+        assert s["mask_kind"] == MASK_NONE and s["label"].sum() == 0 and not s["ltrb_pos"].any()
+        assert s["mask"].sum() == 0
+
+
+def test_samples_are_a_pure_function_of_seed_and_index():
+    pool = synth_pool()
+    ds = MLGPairDataset(PairMixture({"s": (1.0, pool)}), GEO, AugmentConfig(), SearchAugment(), seed=5)
+    a, b = ds[3], ds[3]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(ds[4]["x"], a["x"])
+
+
+# -- routing to the mask losses ------------------------------------------------------------------------
+def test_box_only_samples_route_to_the_projection_loss():
+    torch.manual_seed(0)
+    cfg = train_cfg(augment={"negative_prob": 0.0})
+    stills = still_pool()
+    box_ds = MLGPairDataset(PairMixture({"stills": (1.0, stills)}), GEO, None, cfg.siammlg.augment, seed=1)
+    mask_ds = MLGPairDataset(PairMixture({"s": (1.0, synth_pool())}), GEO, None, cfg.siammlg.augment, seed=1)
+    box_batch = default_collate([box_ds[i] for i in range(3)])
+    mask_batch = default_collate([mask_ds[i] for i in range(3)])
+    assert (box_batch["mask_kind"] == MASK_BOX).all() and box_batch["mask"].sum() == 0
+    assert (mask_batch["mask_kind"] == MASK_EXACT).all() and mask_batch["mask"].sum() > 0
+    model = build_siammlg_model(cfg)
+    set_siammlg_train_mode(model)
+    step = SiamMLGStep(cfg, model, torch.device("cpu"))
+    loss, _ = step(box_batch)
+    assert step.parts["box_mask"] > 0 and step.parts["refine_box_mask"] > 0
+    assert step.parts["mask"] == 0 and "refine_mask" not in step.parts
+    loss.backward()
+    assert model.mask_head.head[-1].weight.grad.abs().sum() > 0  # the projection loss trains the mask head
+    model.zero_grad()
+    step(mask_batch)
+    assert step.parts["mask"] > 0 and step.parts["refine_mask"] > 0
+    assert step.parts["box_mask"] == 0 and "refine_box_mask" not in step.parts
+
+
+def _davis(root: Path, n_frames: int = 6) -> None:
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for sub in ("JPEGImages/480p/blob", "Annotations/480p/blob", "ImageSets/2017"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    (root / "ImageSets/2017/train.txt").write_text("blob\n")
+    (root / "ImageSets/2017/val.txt").write_text("blob\n")
+    for t in range(n_frames):
+        img = (rng.random((120, 160, 3)) * 60).astype(np.uint8)
+        lab = np.zeros((120, 160), np.uint8)
+        y0, x0 = 40 + t, 50 + 2 * t
+        lab[y0:y0 + 30, x0:x0 + 36] = 1
+        img[lab == 1] = (200, 80, 40)
+        Image.fromarray(img).save(root / f"JPEGImages/480p/blob/{t:05d}.jpg", quality=95)
+        png = Image.fromarray(lab, mode="P")
+        png.putpalette([0, 0, 0, 128, 0, 0] + [0] * 762)
+        png.save(root / f"Annotations/480p/blob/{t:05d}.png")
+
+
+def test_mask_dataset_source_gives_exact_masks_and_refuses_val(tmp_path):
+    _davis(tmp_path)
+    mcfg = from_dict(MaskDatasetConfig, {"format": "davis", "root": str(tmp_path), "max_gap": 3})
+    vids = mask_dataset_videos(mcfg, BoxFilter(min_area=20, min_side=10))
+    assert len(vids) == 1 and len(vids[0]) == 6
+    pair = vids[0].sample(np.random.default_rng(0), 3)
+    s = make_sample(pair, GEO, None, SearchAugment(negative_prob=0), np.random.default_rng(1))
+    assert s["mask_kind"] == MASK_EXACT
+    assert mask_iou(s["mask"][0].numpy().astype(bool), nn_crop(pair.x_mask, pair.x_box, s["box"].numpy())) > 0.95
+    for opts in ({"split": "val"}, {"subset": "valid"}, {"subset": "val2017"}):
+        with pytest.raises(ConfigError, match="validation"):
+            from_dict(MaskDatasetConfig, {"format": "davis", "root": str(tmp_path), "options": opts})
+
+
+def test_training_sources_refuse_the_val_split(shared_data, tmp_path):
+    splits = json.loads((shared_data / "splits.json").read_text())
+    leak = {"train": [splits["val"][0]] + splits["train"][:1], "val": splits["val"]}
+    (tmp_path / "splits.json").write_text(json.dumps(leak))
+    data = DataConfig(root=str(shared_data / "sequences"), splits_file=str(tmp_path / "splits.json"),
+                      crop=CropConfig(search_size=255), weights={"sequences": 1.0, "stills": 0.0, "synthetic": 0.0})
+    with pytest.raises(AssertionError, match="validation sequence"):
+        build_mlg_sources(data, [])
+    with pytest.raises(ConfigError):
+        from_dict(DataConfig, {"split": "val", "val_split": "val"})
+
+
+# -- the two stages --------------------------------------------------------------------------------------
+def _fixed_batch(n: int = 4, stage: str = "base", k: int = 2):
+    pool = PairMixture({"s": (2.0, synth_pool()), "stills": (1.0, still_pool())})
+    if stage == "base":
+        ds = MLGPairDataset(pool, GEO, None, SearchAugment(negative_prob=0.25), seed=2)
+    else:
+        ds = MLGGroupDataset(pool, k, GEO, None, SearchAugment(shift=4, negative_prob=0.0), seed=2)
+    return default_collate([ds[i] for i in range(n)])
+
+
+def test_base_stage_lowers_the_loss_on_a_fixed_batch():
+    torch.manual_seed(0)
+    cfg = train_cfg(model={**SLIM, "box_head": True})
+    batch = _fixed_batch(6)
+    kinds = set(batch["mask_kind"].tolist())
+    assert MASK_EXACT in kinds and MASK_BOX in kinds
+    model = build_siammlg_model(cfg)
+    assert not any(p.requires_grad for n, p in model.named_parameters() if n.startswith(("u2.", "backbone.layer1.")))
+    opt = torch.optim.SGD(param_groups(model, cfg), lr=cfg.optim.lr, momentum=0.9)
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-2, 1e-3])  # backbone x0.1
+    set_siammlg_train_mode(model)
+    assert not model.backbone.layer1[0].bn1.training and model.backbone.layer2[0].bn1.training
+    step = SiamMLGStep(cfg, model, torch.device("cpu"))
+    losses = []
+    for _ in range(6):
+        loss, before = step(batch)
+        assert before is None and "iou" in step.parts
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < losses[0] - 0.02 * abs(losses[0])
+
+
+@pytest.fixture
+def base_ckpt(tmp_path):
+    torch.manual_seed(1)
+    cfg = train_cfg()
+    model = build_siammlg_model(cfg)
+    path = tmp_path / "base.pt"
+    save_model(path, "siammlg", model)
+    return path
+
+
+def test_update_stage_trains_only_u2_and_the_score_kernel(base_ckpt):
+    cfg = train_cfg("update", init_from=str(base_ckpt), k=2, augment={"shift": 4.0, "negative_prob": 0.0})
+    model = build_siammlg_model(cfg)
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trained and all(n.startswith(("u2.", "score_head.conv_kernel.")) for n in trained)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ref = read_checkpoint(base_ckpt)["state_dict"]
+    assert all(torch.equal(before[k], ref[k]) for k in ref)  # the base weights were loaded
+    opt = torch.optim.SGD(param_groups(model, cfg), lr=0.05, momentum=0.9)
+    set_siammlg_train_mode(model)
+    step = SiamMLGStep(cfg, model, torch.device("cpu"))
+    batch = _fixed_batch(3, "update", k=2)
+    assert batch["x"].shape[:2] == (3, 2) and (batch["distinct"] == 2).all()
+    losses = []
+    for _ in range(8):
+        loss, before_update = step(batch)
+        assert before_update is not None
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < losses[0]
+    after = model.state_dict()
+    changed = {k for k in after if not torch.equal(after[k], before[k])}
+    assert changed and all(k.startswith(("u2.", "score_head.conv_kernel.")) for k in changed)
+    assert any(k.startswith("u2.conv") for k in changed) and any(k.startswith("score_head.conv_kernel.0") for k in changed)
+
+
+def test_update_stage_gradients_are_second_order(base_ckpt):
+    cfg = train_cfg("update", init_from=str(base_ckpt), k=2, augment={"shift": 4.0, "negative_prob": 0.0})
+    batch = _fixed_batch(2, "update", k=2)
+    grads = {}
+    for second in (True, False):
+        torch.manual_seed(0)
+        model = build_siammlg_model(cfg)
+        set_siammlg_train_mode(model)
+        loss, _ = SiamMLGStep(cfg, model, torch.device("cpu"))(batch, create_graph=second)
+        loss.backward()
+        grads[second] = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    kern = "score_head.conv_kernel.0.weight"
+    diff = (grads[True][kern] - grads[False][kern]).norm() / grads[True][kern].norm()
+    assert diff > 1e-3  # the second-order term through dL0/df2 reaches the template-side kernel
+    assert torch.allclose(grads[True]["u2.conv.weight"], grads[False]["u2.conv.weight"], rtol=1e-4, atol=1e-8)
+
+
+def test_update_stage_needs_a_matching_base_checkpoint(base_ckpt):
+    with pytest.raises(ConfigError, match="init_from"):
+        from_dict(SiamMLGTrainConfig, {"stage": "update"})
+    with pytest.raises(ConfigError, match="no gradient update"):
+        from_dict(SiamMLGTrainConfig, {"stage": "update", "variant": "sk", "init_from": "x.pt"})
+    cfg = train_cfg("update", model={**SLIM, "box_head": True}, init_from=str(base_ckpt),
+                    augment={"negative_prob": 0.0})
+    with pytest.raises(ValueError, match="another model config"):
+        build_siammlg_model(cfg)
+
+
+def test_model_switches_come_from_the_variant_only():
+    for variant, sk, grad in (("resnet34", "none", False), ("gradient", "none", True), ("sk", "neck", False),
+                              ("full", "neck", True)):
+        model = build_siammlg_model(train_cfg(variant=variant))
+        assert model.cfg.sk == sk and (model.u2 is not None) == grad
+    with pytest.raises(ConfigError, match="variant"):
+        build_siammlg_model(train_cfg(model={**SLIM, "sk": "none"}))
+
+
+def test_schedule_warmup_then_constant_then_step():
+    cfg = train_cfg(lr_milestones=[2.0, 4.0], lr_gamma=0.5)
+    cfg.optim = OptimConfig(lr=1e-3, schedule="constant", warmup_steps=5)
+    f = [siammlg_lr_factor(s, cfg) for s in range(50)]
+    assert f[0] == pytest.approx(0.2) and f[4] == pytest.approx(1.0)
+    assert f[5:20] == pytest.approx([1.0] * 15)
+    assert f[20:40] == pytest.approx([0.5] * 20) and f[40:] == pytest.approx([0.25] * 10)
