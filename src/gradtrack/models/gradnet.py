@@ -62,7 +62,7 @@ class GradNet(nn.Module):
         if self.template.out_channels != self.siamfc.backbone.out_channels:
             raise ValueError("template and search branches must output the same number of channels")
         self.u2 = GradientUpdate(self.template.f2_channels, cfg.u2_kernel, cfg.grad_scale)
-        self.adjust = ResponseAdjust(cfg.siamfc.adjust_scale)
+        self.adjust = ResponseAdjust(cfg.siamfc.adjust_scale, cfg.siamfc.adjust_learn_scale)
         # "w 2U" ablation: a second U1 for the initial template (the gradient is taken through it)
         self.u1_init = None if cfg.shared_u1 else AlexNet(cfg.template).head
 

@@ -15,6 +15,7 @@ from .xcorr import ResponseAdjust, xcorr
 class SiamFCConfig:
     backbone: AlexNetConfig = field(default_factory=AlexNetConfig)
     adjust_scale: float = 1e-3
+    adjust_learn_scale: bool = False  # see ResponseAdjust: a learned scale destabilises SGD
     exemplar_size: int = 127
     instance_size: int = 255
     total_stride: int = 8
@@ -25,7 +26,7 @@ class SiamFC(nn.Module):
         super().__init__()
         self.cfg = cfg = cfg or SiamFCConfig()
         self.backbone = AlexNet(cfg.backbone)
-        self.adjust = ResponseAdjust(cfg.adjust_scale)
+        self.adjust = ResponseAdjust(cfg.adjust_scale, cfg.adjust_learn_scale)
 
     def embed(self, img: torch.Tensor) -> torch.Tensor:
         return self.backbone(img)

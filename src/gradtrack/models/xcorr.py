@@ -38,12 +38,17 @@ def xcorr_depthwise(z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 class ResponseAdjust(nn.Module):
-    """``scale * response + bias``: brings raw correlation values into logit range (SiamFC's adjust)."""
+    """``scale * response + bias``: brings raw correlation values into logit range (SiamFC's adjust).
 
-    def __init__(self, scale: float = 1e-3, learnable: bool = True):
+    The bias is learned.  The scale is fixed by default (as in siamfc-pytorch): its gradient is a sum of
+    raw correlation values (thousands), which dominates the gradient norm and, under clipping, lets the
+    scale jump by orders of magnitude in a few SGD steps.  ``learn_scale=True`` learns it anyway.
+    """
+
+    def __init__(self, scale: float = 1e-3, learn_scale: bool = False):
         super().__init__()
-        self.scale = nn.Parameter(torch.tensor(float(scale)), requires_grad=learnable)
-        self.bias = nn.Parameter(torch.tensor(0.0), requires_grad=learnable)
+        self.scale = nn.Parameter(torch.tensor(float(scale)), requires_grad=learn_scale)
+        self.bias = nn.Parameter(torch.tensor(0.0))
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         return r * self.scale + self.bias
