@@ -25,6 +25,7 @@ from gradtrack.data.sources import DataConfig, PairMixture, SyntheticConfig, Vid
 from gradtrack.data.stills import StillConfig, StillImages
 from gradtrack.models.heads import decode_ltrb
 from gradtrack.training.config import OptimConfig
+from gradtrack.training.siammlg_losses import ltrb_targets
 from gradtrack.training.siammlg import (SiamMLGStep, SiamMLGTrainConfig, build_siammlg_data, build_siammlg_model,
                                         param_groups, set_siammlg_train_mode, siammlg_lr_factor)
 
@@ -107,6 +108,8 @@ def test_sample_targets_match_the_synthetic_ground_truth():
         # ltrb targets decode back to the box at every positive cell, and the target cell is positive
         dec = decode_ltrb(s["ltrb"][None])[0]
         pos = s["ltrb_pos"]
+        ref, ref_pos = ltrb_targets(s["box"][None])  # the losses module's own targets agree
+        assert torch.allclose(ref[0], s["ltrb"], atol=1e-4) and torch.equal(ref_pos[0], pos)
         assert pos.any() and pos[int(round((mc[1] - 31.5) / 8)), int(round((mc[0] - 31.5) / 8))]
         err = (dec[:, pos] - torch.tensor(box, dtype=torch.float32)[:, None]).abs().max()
         assert err < 1.0
@@ -326,3 +329,21 @@ def test_schedule_warmup_then_constant_then_step():
     assert f[0] == pytest.approx(0.2) and f[4] == pytest.approx(1.0)
     assert f[5:20] == pytest.approx([1.0] * 15)
     assert f[20:40] == pytest.approx([0.5] * 20) and f[40:] == pytest.approx([0.25] * 10)
+
+
+def test_init_backbone_loads_a_torchvision_state_dict_safely(tmp_path):
+    torch.manual_seed(0)
+    from gradtrack.models.resnet import ResNetAtrous
+
+    net = ResNetAtrous()
+    tv = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in net.state_dict().items()}
+    tv["layer2.0.downsample.0.weight"] = torch.randn(128, 64, 1, 1)
+    tv["layer3.0.downsample.0.weight"] = torch.randn(256, 128, 1, 1)
+    tv["fc.weight"] = torch.randn(1000, 512)
+    torch.save(tv, tmp_path / "resnet34.pth")
+    model = build_siammlg_model(train_cfg(model={}, init_backbone=str(tmp_path / "resnet34.pth")))
+    assert torch.equal(model.backbone.conv1.weight, tv["conv1.weight"])
+    assert torch.equal(model.backbone.layer2[0].downsample[0].weight[:, :, 1, 1], tv["layer2.0.downsample.0.weight"][:, :, 0, 0])
+    torch.save({"conv1.weight": SimpleNamespace()}, tmp_path / "pickle.pth")  # not loadable with weights_only
+    with pytest.raises(Exception, match="[Ww]eights only|weights_only"):
+        build_siammlg_model(train_cfg(model={}, init_backbone=str(tmp_path / "pickle.pth")))

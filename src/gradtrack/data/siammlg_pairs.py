@@ -5,8 +5,8 @@ A sample is a 127 template crop and a 255 search crop, both made by the one crop
 centred on continuous crop coordinate ``(31.5 + 8 j, 31.5 + 8 i)``, as in
 :mod:`gradtrack.training.siammlg_losses`):
 
-* ``label`` (``1 x 25 x 25``): 1 where the cell centre lies within ``radius`` cells (Euclidean) of the
-  target centre *in the search crop* (which the augmentation shifts), else 0; the balanced 0.5/N weights
+* ``label`` (``1 x 25 x 25``): 1 on the cells within ``radius`` cells (Euclidean) of the target's cell
+  (the cell nearest to the target centre *in the search crop*, which the augmentation shifts), else 0; the balanced 0.5/N weights
   are computed by :func:`gradtrack.training.siammlg_losses.score_loss`.  All 0 for a negative pair.
 * ``box`` (``4``): the target's ``x1, y1, x2, y2`` in continuous crop coordinates (zeros for negatives);
   ``ltrb`` (``4 x 25 x 25``) / ``ltrb_pos`` (``25 x 25``) from
@@ -256,10 +256,12 @@ def window_crop(image: np.ndarray, box, side: tuple[float, float], out: int, shi
 
 def score_label(center, size: int = SCORE_SIZE, radius: float = 2.0, stride: int = STRIDE,
                 offset: float = OFFSET) -> np.ndarray:
-    """``size x size`` float32: 1 where the cell centre is within ``radius`` cells of ``center``
-    (continuous crop coordinates ``(x, y)``)."""
-    grid = offset + stride * np.arange(size, dtype=np.float64)
-    d = np.hypot(grid[None, :] - center[0], grid[:, None] - center[1]) / stride
+    """``size x size`` float32: 1 on the cells within ``radius`` cells (Euclidean, in cell units) of the
+    target's cell, the cell whose centre is nearest to ``center`` (continuous crop coordinates
+    ``(x, y)``); the same disc as :func:`gradtrack.models.labels.centered_label`, moved with the target."""
+    row, col = target_cell(center, size, stride, offset)
+    idx = np.arange(size, dtype=np.float64)
+    d = np.hypot(idx[None, :] - col, idx[:, None] - row)
     return (d <= radius + 1e-9).astype(np.float32)
 
 
@@ -270,11 +272,16 @@ def target_cell(center, size: int = SCORE_SIZE, stride: int = STRIDE, offset: fl
     return row, col
 
 
-def ltrb_of(xyxy: np.ndarray, size: int = SCORE_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
-    from ..training.siammlg_losses import ltrb_targets
-
-    ltrb, pos = ltrb_targets(torch.as_tensor(xyxy, dtype=torch.float32)[None], size)
-    return ltrb[0], pos[0]
+def ltrb_of(xyxy, size: int = SCORE_SIZE, stride: int = STRIDE, offset: float = OFFSET
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Box-head targets of one crop box: ``(4 x size x size`` distances ``l, t, r, b`` from every cell
+    centre to the box sides, ``size x size`` bool: the cell centre lies inside the box)``; the same
+    convention as :func:`gradtrack.models.heads.decode_ltrb` (cell centres at ``31.5 + 8 j``)."""
+    grid = offset + stride * np.arange(size, dtype=np.float64)
+    x1, y1, x2, y2 = (float(v) for v in xyxy)
+    cx, cy = np.broadcast_to(grid[None, :], (size, size)), np.broadcast_to(grid[:, None], (size, size))
+    ltrb = np.stack([cx - x1, cy - y1, x2 - cx, y2 - cy]).astype(np.float32)
+    return torch.from_numpy(ltrb), torch.from_numpy(ltrb.min(0) > 0)
 
 
 @dataclass

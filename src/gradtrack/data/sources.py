@@ -22,6 +22,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -64,6 +65,9 @@ class DataConfig:
     cache_margin: float = 1.125  # curated window = 255 window * margin
     cache_quality: int = 88
     num_workers: int = 1
+    # how DataLoader workers start: "spawn" (default; robust: forking a process whose OpenCV/OpenMP thread
+    # pools are in use can deadlock the child) or "fork" / "forkserver"
+    worker_start: Literal["spawn", "fork", "forkserver"] = "spawn"
     val_pairs: int = 64  # fixed validation pairs (or groups) from the val split; 0 = no validation
 
     def validate(self) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import platform
 from pathlib import Path
 
@@ -139,6 +138,16 @@ def _fmt(v, nd=4):
     return str(v)
 
 
+def _pairs_seen(steps, tcfg: dict, meta: dict) -> str:
+    try:
+        n = int(steps) * int(tcfg.get("batch_size", 1)) * int(meta.get("world", 1))
+        if tcfg.get("task") == "gradnet" and tcfg.get("gradnet", {}).get("variant") == "full":
+            n *= int(tcfg["gradnet"]["k"])
+        return f"{n:,}"
+    except (TypeError, ValueError, KeyError):
+        return "n/a"
+
+
 def write_card(path: Path, name: str, weights: Path, meta: dict, data: dict, summary: dict, check: dict,
                notes: str) -> None:
     tcfg = meta.get("train_config", {})
@@ -162,7 +171,8 @@ def write_card(path: Path, name: str, weights: Path, meta: dict, data: dict, sum
         "- the val split is never used for training (asserted when the sources are built); val pairs are only evaluated",
         "",
         "## Training",
-        f"- steps: {steps} (batch {tcfg.get('batch_size')}"
+        f"- steps: {steps} (batch {tcfg.get('batch_size')} per process x {meta.get('world', 1)} process(es); "
+        f"{_pairs_seen(steps, tcfg, meta)} search regions seen"
         + (f", k={tcfg.get('gradnet', {}).get('k')} search regions per template, variant {tcfg.get('gradnet', {}).get('variant')}"
            if name == "gradnet" else "") + f"), schedule spans {tcfg.get('epochs')} x {tcfg.get('steps_per_epoch')} steps",
         f"- optimiser: SGD lr {tcfg.get('optim', {}).get('lr')} -> {tcfg.get('optim', {}).get('lr_end')} "

@@ -19,8 +19,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import math
-import os
 import random
 import sys
 import time
@@ -144,6 +142,9 @@ def build_training_model(cfg: TrainConfig, base: Path | None = None) -> torch.nn
                                         if k.startswith("backbone.")}, source=str(path))
         for p in model.siamfc.parameters():
             p.requires_grad_(False)
+        if not model.cfg.use_gradient:  # "w/o MG": U2 is never used, so it is not trained (nor decayed)
+            for p in model.u2.parameters():
+                p.requires_grad_(False)
     model.adjust.scale.requires_grad_(cfg.optim.train_adjust_scale)
     return model
 
@@ -413,7 +414,8 @@ def train(cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
     nw = cfg.data.num_workers
     loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=nw,
                         worker_init_fn=worker_init if nw > 0 else None, pin_memory=device.type == "cuda",
-                        prefetch_factor=4 if nw > 0 else None, persistent_workers=False)
+                        prefetch_factor=4 if nw > 0 else None, persistent_workers=False,
+                        multiprocessing_context=cfg.data.worker_start if nw > 0 else None)
     step_fn = StepFn(cfg, model, device)
     if progress is None:
         progress = sys.stderr.isatty()

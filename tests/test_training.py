@@ -1,0 +1,244 @@
+"""Training loop: configs, schedules, loss decrease, exact resume, GradNet's second-order path, export."""
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+import yaml
+
+from gradtrack.checkpoint import load_model, read_checkpoint, save_model
+from gradtrack.config import ConfigError, from_dict, from_yaml
+from gradtrack.data.sources import PairDataset, build_training_sources, fixed_batches
+from gradtrack.models import build_model, centered_label
+from gradtrack.training.config import TrainConfig, lr_factor
+from gradtrack.training.trainer import StepFn, build_training_model, gradnet_losses, train
+
+TINY_BACKBONE = {"channels": [8, 16, 16, 16, 16]}
+
+
+def tiny_config(tmp_path, task="siamfc", **over) -> TrainConfig:
+    # adjust 0.05: the tiny backbone (16 channels, 2x2 template) correlates ~64 terms, not ~9000
+    model = {"backbone": TINY_BACKBONE, "exemplar_size": 95, "instance_size": 175, "adjust_scale": 0.05}
+    if task == "gradnet":
+        model = {"siamfc": model, "template": TINY_BACKBONE}
+    data = {
+        "weights": {"sequences": 0.0, "stills": 0.0, "synthetic": 1.0},
+        "synthetic": {"count": 3, "presets": ["easy", "scale", "distractors"], "num_frames": 24, "seed": 5},
+        "crop": {"exemplar_size": 95, "search_size": 159, "instance_size": 175},
+        "splits_file": None, "num_workers": 0, "val_pairs": 0,
+    }
+    cfg = {"task": task, "model": model, "data": data, "epochs": 2, "steps_per_epoch": 4, "batch_size": 2,
+           "seed": 3, "amp": "none", "threads": 1, "checkpoint_every": 3, "val_every": 100, "log_every": 1,
+           "out": str(tmp_path / "run")}
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(cfg.get(k), dict):
+            cfg[k] = {**cfg[k], **v}
+        else:
+            cfg[k] = v
+    return from_dict(TrainConfig, cfg)
+
+
+def test_unknown_keys_are_errors(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump({"task": "siamfc", "epoch": 3}))
+    with pytest.raises(ConfigError, match="epoch"):
+        from_yaml(TrainConfig, p)
+    p.write_text(yaml.safe_dump({"task": "siamfc", "optim": {"learning_rate": 0.1}}))
+    with pytest.raises(ConfigError, match="learning_rate"):
+        from_yaml(TrainConfig, p)
+    p.write_text(yaml.safe_dump({"task": "siamfc", "data": {"weights": {"imagenet": 1.0}}}))
+    with pytest.raises(ConfigError, match="imagenet"):
+        from_yaml(TrainConfig, p)
+
+
+def test_shipped_configs_load():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    names = [p for p in root.glob("*.yaml") if yaml.safe_load(p.read_text()).get("task") in ("siamfc", "gradnet")]
+    assert len(names) >= 6
+    for p in names:
+        cfg = from_yaml(TrainConfig, p)
+        build_model(cfg.task, {**cfg.model, **({"use_gradient": False} if cfg.gradnet.variant == "no_gradient" else {})})
+
+
+def test_schedules_match_the_papers(tmp_path):
+    cfg = tiny_config(tmp_path, epochs=50, steps_per_epoch=10)
+    lr = [cfg.optim.lr * lr_factor(e * 10, cfg) for e in range(50)]
+    gamma = (1e-5 / 1e-2) ** (1 / 50)
+    assert lr[0] == pytest.approx(1e-2) and lr[1] == pytest.approx(1e-2 * gamma)
+    assert lr[49] == pytest.approx(1e-2 * gamma ** 49)
+    assert lr_factor(15, cfg) == lr_factor(10, cfg)  # constant within an epoch
+    g = tiny_config(tmp_path, epochs=50, steps_per_epoch=10, optim={"schedule": "logspace"})
+    import numpy as np
+
+    ref = np.logspace(-2, -5, 50)
+    got = [g.optim.lr * lr_factor(e * 10, g) for e in range(50)]
+    assert np.allclose(got, ref, rtol=1e-9)
+    assert g.optim.lr * lr_factor(10_000, g) == pytest.approx(1e-5)
+
+
+def _fixed_batch(cfg, n=4):
+    sources = build_training_sources(cfg.data)
+    ds = PairDataset(sources.mixture, cfg.data.crop, None, seed=0)
+    return fixed_batches(ds, n, n)[0]
+
+
+def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tmp_path):
+    torch.manual_seed(0)
+    cfg = tiny_config(tmp_path)
+    model = build_training_model(cfg)
+    batch = _fixed_batch(cfg)
+    step = StepFn(cfg, model, torch.device("cpu"))
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=1e-2, momentum=0.9)
+    model.train()
+    first = None
+    for _ in range(25):
+        loss, _ = step(batch)
+        first = float(loss.detach()) if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 10.0)
+        opt.step()
+    model.train()
+    last = float(step(batch)[0].detach())
+    assert last < 0.7 * first, (first, last)
+
+
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_resume_continues_exactly(tmp_path):
+    cfg = tiny_config(tmp_path, checkpoint_every=3)
+    full = train(cfg, out=tmp_path / "full", stop_step=6, progress=False, val_pool=None)
+    part = train(cfg, out=tmp_path / "part", stop_step=3, progress=False, val_pool=None)
+    assert part.step == 3
+    ck = read_checkpoint(tmp_path / "part" / "last.pt")
+    assert ck["training"]["step"] == 3 and "rng" in ck["training"] and "optimizer" in ck["training"]
+    resumed = train(cfg, out=tmp_path / "part", resume=True, stop_step=6, progress=False, val_pool=None)
+    assert resumed.step == 6
+    a, b = _state(full.model), _state(resumed.model)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # the optimiser state matches too, and the metrics log has one row per step, without duplicates
+    oa = read_checkpoint(tmp_path / "full" / "last.pt")["training"]["optimizer"]["state"]
+    ob = read_checkpoint(tmp_path / "part" / "last.pt")["training"]["optimizer"]["state"]
+    for k in oa:
+        assert torch.equal(oa[k]["momentum_buffer"], ob[k]["momentum_buffer"])
+    with (tmp_path / "part" / "metrics.csv").open() as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f)]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    # and the run differs from its start (it did train)
+    torch.manual_seed(cfg.seed)
+    init = build_training_model(cfg)
+    assert any(not torch.equal(v, init.state_dict()[k]) for k, v in a.items() if v.is_floating_point())
+
+
+def _siamfc_checkpoint(tmp_path):
+    cfg = tiny_config(tmp_path)
+    model = build_training_model(cfg)
+    return save_model(tmp_path / "siamfc_tiny.pt", "siamfc", model)
+
+
+def test_gradnet_loss_after_reaches_u2_and_is_second_order(tmp_path):
+    ck = _siamfc_checkpoint(tmp_path)
+    cfg = tiny_config(tmp_path, task="gradnet", gradnet={"init_from": str(ck), "k": 3})
+    model = build_training_model(cfg)
+    model.train()
+    model.siamfc.eval()
+    torch.manual_seed(0)
+    z = torch.rand(6, 3, 95, 95) * 255
+    x = torch.rand(6, 3, 159, 159) * 255
+    label, weight = centered_label(9, 2)
+    grads = {}
+    for cg in (True, False):
+        model.zero_grad()
+        loss0, loss1 = gradnet_losses(model, z, x, label, weight, k=3, grouped=True, create_graph=cg)
+        loss1.backward()
+        grads[cg] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    g = grads[True]
+    assert g["u2.conv.weight"].abs().sum() > 0 and torch.isfinite(g["u2.conv.weight"]).all()
+    assert not any(n.startswith("siamfc.") for n in g)  # frozen search branch
+    # with create_graph the loss after the update also differentiates through the gradient itself
+    head = [n for n in g if n.startswith("template.head") and n.endswith("weight")]
+    assert any(not torch.allclose(g[n], grads[False][n]) for n in head)
+
+
+@pytest.mark.parametrize("variant", ["full", "no_gradient", "no_generalization", "w2u"])
+def test_gradnet_variants_train_with_the_search_branch_frozen(tmp_path, variant):
+    ck = _siamfc_checkpoint(tmp_path)
+    tv = "full" if variant == "w2u" else variant
+    cfg = tiny_config(tmp_path, task="gradnet", gradnet={"init_from": str(ck), "k": 2, "variant": tv},
+                      optim={"schedule": "logspace"}, batch_size=2)
+    if variant == "w2u":
+        cfg = tiny_config(tmp_path, task="gradnet", gradnet={"init_from": str(ck), "k": 2},
+                          model={**cfg.model, "shared_u1": False}, batch_size=2)
+    torch.manual_seed(cfg.seed)  # the same initialisation as train() draws
+    start = build_training_model(cfg).state_dict()
+    res = train(cfg, out=tmp_path / variant, stop_step=3, progress=False, val_pool=None)
+    ref = read_checkpoint(ck)["state_dict"]
+    for k, v in res.model.siamfc.state_dict().items():
+        assert torch.equal(v, ref[k]), k
+    end = res.model.state_dict()
+    moved = {k.split(".")[0] for k in end if end[k].is_floating_point() and not torch.equal(end[k], start[k])}
+    model, ckpt = load_model(tmp_path / variant / "last.pt", expected="gradnet")
+    assert model.cfg.use_gradient is (variant != "no_gradient")
+    if variant == "no_gradient":
+        assert "u2" not in moved and "template" in moved  # the gradient sub-net is never used
+    else:
+        assert {"template", "u2"} <= moved
+        assert float(read_row(tmp_path / variant, 3)["loss_before"]) > 0
+    if variant == "w2u":
+        assert "u1_init" in moved and model.u1_init is not None
+
+
+def read_row(run, step):
+    with (run / "metrics.csv").open() as f:
+        for r in csv.DictReader(f):
+            if int(r["step"]) == step:
+                return r
+    raise KeyError(step)
+
+
+def test_export_fp16_keeps_responses(tmp_path):
+    from gradtrack.training.export import export_weights
+
+    cfg = tiny_config(tmp_path)
+    train(cfg, out=tmp_path / "r", stop_step=2, progress=False, val_pool=None)
+    info = export_weights(tmp_path / "r", tmp_path / "w.pt", card=tmp_path / "w.md", hardware="test")
+    assert info["fp16_check"]["same_peak"] and info["fp16_check"]["relative"] < 1e-2
+    ck = torch.load(tmp_path / "w.pt", map_location="cpu", weights_only=True)
+    assert all(v.dtype == torch.float16 for v in ck["state_dict"].values() if v.is_floating_point())
+    assert "training" not in ck
+    model, _ = load_model(tmp_path / "w.pt", expected="siamfc")
+    assert next(model.parameters()).dtype == torch.float32
+    card = (tmp_path / "w.md").read_text()
+    assert "steps: 2" in card and "fp16" in card
+
+
+def test_cli_trains_and_resumes(tmp_path):
+    import argparse
+
+    from gradtrack.training.cli import register_cli
+
+    cfg = tiny_config(tmp_path)
+    from gradtrack.config import to_dict
+
+    p = tmp_path / "tiny.yaml"
+    p.write_text(yaml.safe_dump(to_dict(cfg)))
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers()
+    register_cli(sub)
+    args = ap.parse_args(["train", str(p), "--out", str(tmp_path / "cli"), "--steps", "2", "--no-progress"])
+    assert args.func(args) == 0
+    args = ap.parse_args(["train", str(p), "--out", str(tmp_path / "cli"), "--steps", "3", "--resume", "--no-progress"])
+    assert args.func(args) == 0
+    assert read_checkpoint(tmp_path / "cli" / "last.pt")["training"]["step"] == 3
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: siamfc\nbogus: 1\n")
+    args = ap.parse_args(["train", str(bad)])
+    assert args.func(args) == 2
