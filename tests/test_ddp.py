@@ -6,7 +6,6 @@ import socket
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 import torch.multiprocessing as mp
 
@@ -39,7 +38,6 @@ def _worker(rank: int, world: int, port: int, tmp: str, sync: bool = True) -> No
     dist.destroy_process_group()
 
 
-@pytest.mark.slow
 def test_two_gloo_ranks_hold_identical_weights(tmp_path):
     port = _free_port()
     mp.spawn(_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
@@ -59,7 +57,6 @@ def test_two_gloo_ranks_hold_identical_weights(tmp_path):
     assert (tmp_path / "run" / "last.pt").is_file()  # rank 0 wrote the checkpoint
 
 
-@pytest.mark.slow
 def test_without_synchronisation_ranks_diverge(tmp_path):
     """The control for the test above: ranks read different data, so only the averaging keeps them equal."""
     mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), False), nprocs=2, join=True)

@@ -347,3 +347,99 @@ def test_init_backbone_loads_a_torchvision_state_dict_safely(tmp_path):
     torch.save({"conv1.weight": SimpleNamespace()}, tmp_path / "pickle.pth")  # not loadable with weights_only
     with pytest.raises(Exception, match="[Ww]eights only|weights_only"):
         build_siammlg_model(train_cfg(model={}, init_backbone=str(tmp_path / "pickle.pth")))
+
+
+# -- configs and the trainer -------------------------------------------------------------------------------
+CONFIGS = sorted((REPO / "configs").glob("siammlg*.yaml"))
+
+
+def test_shipped_configs_load_strictly():
+    from gradtrack.training.config import TrainConfig
+
+    assert len(CONFIGS) == 10
+    seen = {}
+    for path in CONFIGS:
+        cfg = from_yaml(TrainConfig, path)
+        assert cfg.task == "siammlg" and cfg.data.crop.search_size == 255
+        seen[path.stem] = cfg
+        model = build_siammlg_model(cfg) if cfg.siammlg.stage == "base" else None
+        if model is not None and "cpu" not in path.stem:
+            assert model.cfg.backbone.channels == (64, 64, 128, 256)
+    for name in ("siammlg_base", "siammlg_update"):  # the paper's recipe
+        c = seen[name]
+        assert (c.epochs, c.optim.lr, c.optim.momentum, c.optim.weight_decay) == (70, 1e-3, 0.9, 5e-4)
+        assert c.siammlg.lr_milestones == [20.0] and c.siammlg.lr_gamma == 0.5 and c.optim.warmup_steps > 0
+        assert c.batch_size * (c.siammlg.k if c.siammlg.stage == "update" else 1) == 64
+    assert seen["siammlg_base_cpu"].model["backbone"]["channels"] == [16, 16, 32, 64]
+    assert seen["siammlg_base_cpu"].amp == "bf16"
+    variants = {n: c.siammlg.variant for n, c in seen.items() if "ablation" in n}
+    assert variants == {"siammlg_ablation_full_base": "full", "siammlg_ablation_full_update": "full",
+                        "siammlg_ablation_gradient_base": "gradient", "siammlg_ablation_gradient_update": "gradient",
+                        "siammlg_ablation_resnet34": "resnet34", "siammlg_ablation_sk": "sk"}
+    bad = yaml.safe_load((REPO / "configs/siammlg_base_cpu.yaml").read_text())
+    bad["siammlg"]["mask_wieght"] = 1.0
+    with pytest.raises(ConfigError, match="mask_wieght"):
+        from_dict(TrainConfig, bad)
+    bad = yaml.safe_load((REPO / "configs/siamfc_cpu.yaml").read_text())
+    bad["siammlg"] = {"stage": "base", "mask_weight": 1.0}
+    with pytest.raises(ConfigError, match="siammlg"):
+        from_dict(TrainConfig, bad)
+
+
+def _small_cpu_config(tmp_path: Path, shared_data: Path, name: str, val_pairs: int = 0, tag: str = "",
+                      **siammlg) -> Path:
+    cfg = yaml.safe_load((REPO / f"configs/{name}.yaml").read_text())
+    cfg["data"].update(root=str(shared_data / "sequences"), splits_file=str(shared_data / "splits.json"),
+                       limit_sequences=1, stills_per_sequence=2, package_stills=False, num_workers=0, val_pairs=val_pairs,
+                       synthetic={"count": 2, "num_frames": 12, "presets": ["easy", "scale"], "seed": 1000})
+    cfg["batch_size"] = 2
+    cfg["model"] = {**SLIM}
+    cfg.update(log_every=1, checkpoint_every=2, val_every=3, threads=1)
+    cfg["siammlg"].update(siammlg)
+    path = tmp_path / f"{name}{tag}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _rows(run: Path) -> list[dict]:
+    with (run / "metrics.csv").open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_cli_trains_both_stages_end_to_end_with_resume(tmp_path, shared_data):
+    from gradtrack.cli import main
+
+    with_val = _small_cpu_config(tmp_path, shared_data, "siammlg_base_cpu", val_pairs=4, tag="_val")
+    base_cfg = _small_cpu_config(tmp_path, shared_data, "siammlg_base_cpu")  # no validation (its pool is slow)
+    run = tmp_path / "base"
+    assert main(["train", str(with_val), "--steps", "2", "--out", str(run), "--no-progress"]) == 0
+    assert read_checkpoint(run / "last.pt")["training"]["step"] == 2
+    assert main(["train", str(base_cfg), "--steps", "4", "--out", str(run), "--resume", "--no-progress"]) == 0
+    ckpt = read_checkpoint(run / "last.pt")
+    assert ckpt["training"]["step"] == 4 and ckpt["model"] == "siammlg"
+    rows = _rows(run)
+    assert [int(r["step"]) for r in rows if r["loss"]] == [1, 2, 3, 4]
+    assert any(r["val_loss"] for r in rows)
+    lrs = [float(r["lr"]) for r in rows if r["loss"]]
+    assert lrs == sorted(lrs) and lrs[0] < lrs[-1]  # warm-up
+    # resuming reproduces the uninterrupted run
+    straight = tmp_path / "straight"
+    assert main(["train", str(base_cfg), "--steps", "4", "--out", str(straight), "--no-progress"]) == 0
+    a, b = read_checkpoint(straight / "last.pt")["state_dict"], ckpt["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # the tracker loads the training checkpoint
+    from gradtrack.trackers import build_tracker
+
+    tracker = build_tracker("siammlg", weights=str(run / "last.pt"))
+    frame = np.zeros((120, 160, 3), np.uint8)
+    frame[40:80, 60:100] = 200
+    tracker.init(frame, (60.0, 40.0, 40.0, 40.0))
+    assert np.isfinite(tracker.update(frame).box).all()
+    # stage 2 from the base checkpoint: only U2 and the score kernel change
+    upd_cfg = _small_cpu_config(tmp_path, shared_data, "siammlg_update_cpu", init_from=str(run / "last.pt"), k=2)
+    urun = tmp_path / "update"
+    assert main(["train", str(upd_cfg), "--steps", "2", "--out", str(urun), "--no-progress"]) == 0
+    u = read_checkpoint(urun / "last.pt")["state_dict"]
+    changed = {k for k in u if not torch.equal(u[k], b[k])}
+    assert changed and all(k.startswith(("u2.", "score_head.conv_kernel.")) for k in changed)
+    assert all(r["loss_before"] for r in _rows(urun) if r["loss"])

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..data.sources import DataConfig
+from .siammlg import SiamMLGTrainConfig
 
 
 @dataclass
@@ -69,11 +70,12 @@ class GradNetTrainConfig:
 
 @dataclass
 class TrainConfig:
-    task: Literal["siamfc", "gradnet"] = "siamfc"
+    task: Literal["siamfc", "gradnet", "siammlg"] = "siamfc"
     model: dict[str, Any] = field(default_factory=dict)  # the model config (see gradtrack.models)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     gradnet: GradNetTrainConfig = field(default_factory=GradNetTrainConfig)
+    siammlg: SiamMLGTrainConfig = field(default_factory=SiamMLGTrainConfig)  # task: siammlg (see training.siammlg)
     epochs: int = 50
     steps_per_epoch: int = 6000
     batch_size: int = 8  # pairs per step and process (GradNet full: templates per step, each with k searches)
@@ -100,6 +102,8 @@ class TrainConfig:
             raise ValueError("checkpoint_every, log_every and val_every must be >= 1")
         if self.task == "siamfc" and self.gradnet != GradNetTrainConfig():
             raise ValueError("the gradnet section applies to task: gradnet only")
+        if self.task != "siammlg" and self.siammlg != SiamMLGTrainConfig():
+            raise ValueError("the siammlg section applies to task: siammlg only")
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:

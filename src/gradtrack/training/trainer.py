@@ -123,6 +123,10 @@ def resolve_amp(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
 
 
 def build_training_model(cfg: TrainConfig, base: Path | None = None) -> torch.nn.Module:
+    if cfg.task == "siammlg":
+        from .siammlg import build_siammlg_model
+
+        return build_siammlg_model(cfg, base)
     model_cfg = dict(cfg.model)
     if cfg.task == "gradnet" and cfg.gradnet.variant == "no_gradient":
         model_cfg.setdefault("use_gradient", False)
@@ -150,6 +154,10 @@ def build_training_model(cfg: TrainConfig, base: Path | None = None) -> torch.nn
 
 
 def set_train_mode(model: torch.nn.Module, task: str) -> None:
+    if task == "siammlg":  # frozen parts (BN statistics included) stay in eval mode
+        from .siammlg import set_siammlg_train_mode
+
+        return set_siammlg_train_mode(model)
     model.train()
     if task == "gradnet":
         model.siamfc.eval()  # the search branch is frozen, BN statistics included
@@ -343,10 +351,15 @@ def train(cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
         return torch.autocast(device.type, dtype=amp_dtype)
 
     model = build_training_model(cfg, base).to(device)
+    mlg = None
+    if cfg.task == "siammlg":
+        from . import siammlg as mlg
+    groups = mlg.param_groups(model, cfg) if mlg else None  # backbone at its own lr multiplier
     params = trainable(model)
-    optimizer = torch.optim.SGD(params, lr=cfg.optim.lr, momentum=cfg.optim.momentum,
+    optimizer = torch.optim.SGD(groups or params, lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                                 weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg))
+    factor = mlg.siammlg_lr_factor if mlg else lr_factor
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: factor(s, cfg))
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
 
     step = 0
@@ -378,31 +391,35 @@ def train(cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
 
     stop = cfg.total_steps if stop_step is None else min(stop_step, cfg.total_steps)
     meta_data: dict[str, Any] = {}
-    if mixture is None:
-        sources = build_training_sources(cfg.data, base, progress=info.main and bool(progress))
-        mixture = sources.mixture
-        meta_data = sources.stats
+    if mlg:  # SiamMLG samples (masks, box targets) come from its own pipeline
+        dataset, val_batches, meta_data = mlg.build_siammlg_data(cfg, base, mixture, val_pool, info.main,
+                                                                 info.main and bool(progress))
     else:
-        meta_data = {"mixture": mixture.describe() if hasattr(mixture, "describe") else "custom"}
-    if isinstance(val_pool, str) and val_pool == "auto":
-        val_pool = build_validation_pool(cfg.data, base) if info.main else None
-
-    grouped = cfg.task == "gradnet" and cfg.gradnet.variant == "full"
-    aug = cfg.data.augment
-    if grouped:
-        dataset = GroupDataset(mixture, cfg.gradnet.k, cfg.data.crop, aug, cfg.seed)
-    else:
-        dataset = PairDataset(mixture, cfg.data.crop, aug, cfg.seed)
-    val_batches: list[dict] = []
-    if val_pool is not None and cfg.data.val_pairs > 0 and info.main:
-        vseed = 10_000_019 + cfg.seed
-        vmix = PairMixture({"val": (1.0, val_pool)})
-        if grouped:
-            vds = GroupDataset(vmix, min(cfg.gradnet.k, max(1, len(val_pool))), cfg.data.crop, None, vseed)
-            val_batches = fixed_batches(vds, max(1, cfg.data.val_pairs // cfg.gradnet.k), cfg.batch_size)
+        if mixture is None:
+            sources = build_training_sources(cfg.data, base, progress=info.main and bool(progress))
+            mixture = sources.mixture
+            meta_data = sources.stats
         else:
-            vds = PairDataset(vmix, cfg.data.crop, None, vseed)
-            val_batches = fixed_batches(vds, cfg.data.val_pairs, cfg.batch_size)
+            meta_data = {"mixture": mixture.describe() if hasattr(mixture, "describe") else "custom"}
+        if isinstance(val_pool, str) and val_pool == "auto":
+            val_pool = build_validation_pool(cfg.data, base) if info.main else None
+
+        grouped = cfg.task == "gradnet" and cfg.gradnet.variant == "full"
+        aug = cfg.data.augment
+        if grouped:
+            dataset = GroupDataset(mixture, cfg.gradnet.k, cfg.data.crop, aug, cfg.seed)
+        else:
+            dataset = PairDataset(mixture, cfg.data.crop, aug, cfg.seed)
+        val_batches: list[dict] = []
+        if val_pool is not None and cfg.data.val_pairs > 0 and info.main:
+            vseed = 10_000_019 + cfg.seed
+            vmix = PairMixture({"val": (1.0, val_pool)})
+            if grouped:
+                vds = GroupDataset(vmix, min(cfg.gradnet.k, max(1, len(val_pool))), cfg.data.crop, None, vseed)
+                val_batches = fixed_batches(vds, max(1, cfg.data.val_pairs // cfg.gradnet.k), cfg.batch_size)
+            else:
+                vds = PairDataset(vmix, cfg.data.crop, None, vseed)
+                val_batches = fixed_batches(vds, cfg.data.val_pairs, cfg.batch_size)
 
     if info.main:
         _write_atomic(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
@@ -416,7 +433,7 @@ def train(cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
                         worker_init_fn=worker_init if nw > 0 else None, pin_memory=device.type == "cuda",
                         prefetch_factor=4 if nw > 0 else None, persistent_workers=False,
                         multiprocessing_context=cfg.data.worker_start if nw > 0 else None)
-    step_fn = StepFn(cfg, model, device)
+    step_fn = mlg.SiamMLGStep(cfg, model, device) if mlg else StepFn(cfg, model, device)
     if progress is None:
         progress = sys.stderr.isatty()
     bar = None
