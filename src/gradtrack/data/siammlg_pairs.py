@@ -10,7 +10,7 @@ centred on continuous crop coordinate ``(31.5 + 8 j, 31.5 + 8 i)``, as in
   are computed by :func:`gradtrack.training.siammlg_losses.score_loss`.  All 0 for a negative pair.
 * ``box`` (``4``): the target's ``x1, y1, x2, y2`` in continuous crop coordinates (zeros for negatives);
   ``ltrb`` (``4 x 25 x 25``) / ``ltrb_pos`` (``25 x 25``) from
-  :func:`gradtrack.training.siammlg_losses.ltrb_targets` (no positive for negatives).
+  :func:`gradtrack.models.heads.ltrb_targets` (no positive for negatives).
 * ``mask`` (``1 x 255 x 255`` uint8 0/1): the object's mask cropped with the same window, when the
   source has masks (procedural sequences' exact masks, :class:`~gradtrack.data.masks.MaskSequence`
   datasets); zeros otherwise.
@@ -41,6 +41,7 @@ from torch.utils.data import Dataset
 
 from ..geometry.crop import crop_and_resize
 from ..io.frames import EncodedFrames
+from ..models.heads import ltrb_targets
 from .augment import AugmentConfig, CropConfig, box_center, exemplar_window, photometric, to_tensor_layout
 from .pairs import BoxFilter, Pair, sample_pair_indices, usable_frames
 from .sources import INFINITE, DataConfig, PairMixture, VideoPool, build_training_sources, item_rng
@@ -272,18 +273,6 @@ def target_cell(center, size: int = SCORE_SIZE, stride: int = STRIDE, offset: fl
     return row, col
 
 
-def ltrb_of(xyxy, size: int = SCORE_SIZE, stride: int = STRIDE, offset: float = OFFSET
-            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Box-head targets of one crop box: ``(4 x size x size`` distances ``l, t, r, b`` from every cell
-    centre to the box sides, ``size x size`` bool: the cell centre lies inside the box)``; the same
-    convention as :func:`gradtrack.models.heads.decode_ltrb` (cell centres at ``31.5 + 8 j``)."""
-    grid = offset + stride * np.arange(size, dtype=np.float64)
-    x1, y1, x2, y2 = (float(v) for v in xyxy)
-    cx, cy = np.broadcast_to(grid[None, :], (size, size)), np.broadcast_to(grid[:, None], (size, size))
-    ltrb = np.stack([cx - x1, cy - y1, x2 - cx, y2 - cy]).astype(np.float32)
-    return torch.from_numpy(ltrb), torch.from_numpy(ltrb.min(0) > 0)
-
-
 @dataclass
 class CropGeometry:
     exemplar_size: int = 127
@@ -350,7 +339,8 @@ def make_sample(pair: Pair, geo: CropGeometry, aug: AugmentConfig | None, saug: 
     if negative is None:
         center = ((xyxy[0] + xyxy[2]) / 2, (xyxy[1] + xyxy[3]) / 2)
         label = score_label(center, n, geo.radius)
-        ltrb, pos = ltrb_of(xyxy, n)
+        ltrb, pos = ltrb_targets(torch.as_tensor(np.asarray(xyxy, np.float32)[None]), n, STRIDE, OFFSET)
+        ltrb, pos = ltrb[0], pos[0]
         kind = MASK_EXACT if mcrop is not None else MASK_BOX
         box = xyxy.astype(np.float32)
     else:

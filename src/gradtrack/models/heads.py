@@ -88,6 +88,21 @@ def decode_ltrb(ltrb: torch.Tensor, stride: int = 8, offset: float = 31.5) -> to
     return torch.stack([cx - ltrb[:, 0], cy - ltrb[:, 1], cx + ltrb[:, 2], cy + ltrb[:, 3]], 1)
 
 
+def ltrb_targets(boxes: torch.Tensor, size: int = 25, stride: int = 8, offset: float = 31.5,
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Regression targets and positives for the box head.  ``boxes``: ``B x 4`` crop boxes (x1, y1, x2, y2)
+    in continuous crop coordinates (cell centres at ``31.5 + 8 j``, as in
+    :func:`gradtrack.models.heads.decode_ltrb`).
+    Returns ``(B x 4 x size x size distances, B x size x size bool)``; positive = the cell centre lies inside
+    the box.  The inverse of :func:`decode_ltrb`."""
+    grid = offset + stride * torch.arange(size, device=boxes.device, dtype=boxes.dtype)
+    cx, cy = grid[None, None, :], grid[None, :, None]
+    b = boxes[:, :, None, None]
+    ltrb = torch.stack([(cx - b[:, 0]).expand(-1, size, size), (cy - b[:, 1]).expand(-1, size, size),
+                        (b[:, 2] - cx).expand(-1, size, size), (b[:, 3] - cy).expand(-1, size, size)], 1)
+    return ltrb, ltrb.amin(1) > 0
+
+
 def mask_at(mask: torch.Tensor, batch: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
             size: int = 63) -> torch.Tensor:
     """The ``size x size`` mask logits of chosen positions: ``mask`` is ``B x size^2 x H x W``; returns

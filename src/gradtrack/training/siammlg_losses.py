@@ -20,6 +20,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from ..models.heads import ltrb_targets  # noqa: F401  (re-exported: the targets of iou_loss)
 from ..models.labels import balanced_logistic_loss
 
 STRIDE, OFFSET, WINDOW = 8, 31, 127
@@ -110,21 +111,6 @@ def box_projection_mask_loss(pred_logits: torch.Tensor, boxes: torch.Tensor,
         lx, ly = logits.amax(1), logits.amax(2)
         return 0.5 * (F.binary_cross_entropy_with_logits(lx, cov_x) + F.binary_cross_entropy_with_logits(ly, cov_y))
     raise ValueError(f"unknown projection loss kind {kind!r}")
-
-
-def ltrb_targets(boxes: torch.Tensor, size: int = 25, stride: int = STRIDE, offset: float = OFFSET + 0.5,
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Regression targets and positives for the box head.  ``boxes``: ``B x 4`` crop boxes (x1, y1, x2, y2)
-    in continuous crop coordinates (cell centres at ``31.5 + 8 j``, as in
-    :func:`gradtrack.models.heads.decode_ltrb`).
-    Returns ``(B x 4 x size x size distances, B x size x size bool)``; positive = the cell centre lies inside
-    the box."""
-    grid = offset + stride * torch.arange(size, device=boxes.device, dtype=boxes.dtype)
-    cx, cy = grid[None, None, :], grid[None, :, None]
-    b = boxes[:, :, None, None]
-    ltrb = torch.stack([(cx - b[:, 0]).expand(-1, size, size), (cy - b[:, 1]).expand(-1, size, size),
-                        (b[:, 2] - cx).expand(-1, size, size), (b[:, 3] - cy).expand(-1, size, size)], 1)
-    return ltrb, ltrb.amin(1) > 0
 
 
 def iou_loss(pred: torch.Tensor, target: torch.Tensor, positive: torch.Tensor | None = None,
