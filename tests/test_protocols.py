@@ -305,3 +305,14 @@ def test_opencv_tracker_errors(monkeypatch, tmp_path):
     monkeypatch.setenv("GRADTRACK_NANOTRACK_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="GRADTRACK_NANOTRACK_DIR"):
         gradtrack.build_tracker("nanotrack", weights=str(tmp_path / "missing"))
+
+
+def test_eval_set_overrides_parse_and_reject():
+    from gradtrack.errors import UsageError
+    from gradtrack.evaluation.cli import parse_overrides
+
+    assert parse_overrides(["fusion=paper", "online_update=false", "fusion_weight=0.3"]) == {
+        "fusion": "paper", "online_update": False, "fusion_weight": 0.3}
+    for bad in (["fusion"], ["=1"]):
+        with pytest.raises(UsageError, match="KEY=VALUE"):
+            parse_overrides(bad)

@@ -285,3 +285,23 @@ def test_checkpoint_round_trip_and_mismatch(tmp_path, seq):
     bad = save_model(tmp_path / "bad.pt", "gradnet", wrong)
     with pytest.raises(CheckpointError, match="u2.conv.weight"):
         gradtrack.build_tracker("gradnet", weights=bad, device="cpu")
+
+
+def test_online_update_off_keeps_the_initial_template():
+    """online_update=False is the paper's "w/o U": the template is U1(f2(z)) and never changes."""
+    from gradtrack.trackers.common import crops_to_tensor
+
+    seq, boxes = make_sequence(seed=3, n=12)
+    tr = gradtrack.build_tracker("gradnet", weights="random", device="cpu", online_update=False)
+    tr.init(seq[0], boxes[0])
+    with torch.no_grad():
+        z = crops_to_tensor(tr._exemplar_crop(seq[0], tr.state.target), tr.device)
+        expected = tr.model.u1(tr.model.f2(z)).float()
+    assert torch.equal(tr.state.template, expected)
+    for frame in seq[1:]:
+        res = tr.update(frame)
+        assert not res.extra["updated"]
+    assert torch.equal(tr.state.template, expected) and tr.state.updates == 0
+    on = gradtrack.build_tracker("gradnet", weights="random", device="cpu")
+    on.init(seq[0], boxes[0])
+    assert not torch.equal(on.state.template, expected)  # the default builds the template by a gradient step

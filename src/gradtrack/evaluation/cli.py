@@ -25,6 +25,22 @@ def _usage_error(msg: str) -> Exception:
     return UsageError(msg)
 
 
+def parse_overrides(items: list[str]) -> dict:
+    """``["fusion=paper", "online_update=false"]`` -> ``{"fusion": "paper", "online_update": False}``."""
+    import yaml
+
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise _usage_error(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise _usage_error(f"--set {item!r}: value is not valid YAML ({exc})") from None
+    return out
+
+
 def _split_names(text: str | None) -> list[str] | None:
     if not text:
         return None
@@ -105,7 +121,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise _usage_error(f"unknown tracker {args.tracker!r}; available: {', '.join(known)}")
     if args.weights not in (None, "random") and not Path(args.weights).expanduser().exists():
         raise _usage_error(f"weights not found: {args.weights}")
-    tracker = TrackerSpec(args.tracker, weights=args.weights, device=args.device, label=args.label)
+    tracker = TrackerSpec(args.tracker, weights=args.weights, device=args.device, label=args.label,
+                          overrides=parse_overrides(args.overrides))
     status = run_benchmark(tracker, spec, args.results, protocol=protocol,
                            workers=args.workers, sequences=names, repetitions=args.repetitions, seed=args.seed,
                            progress=not args.quiet)
@@ -198,6 +215,9 @@ def register_cli(subparsers) -> None:
     p.add_argument("--split", default=None, choices=("train", "val", "test"), help="dataset split / subset")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--label", default=None, help="results sub-folder name (default: the tracker name)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="tracker setting (repeatable; VALUE is read as YAML), e.g. --set fusion=paper "
+                        "--set online_update=false; use --label to keep such runs apart")
     p.add_argument("--repetitions", type=int, default=None, help="override the protocol's repetitions")
     p.add_argument("--seed", type=int, default=0, help="seed of repetition 1 (repetition r uses seed + r - 1)")
     p.add_argument("--eao-interval", default="vot2016", choices=("vot2016", "vot2017", "vot2018", "vot2019"),

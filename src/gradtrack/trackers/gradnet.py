@@ -86,6 +86,9 @@ class GradNetTrackerConfig:
     min_target_size: float = 10.0
     amp: bool = False  # bf16 autocast for the search branch (the gradient is always fp32)
     label_radius: float = 2.0  # cells, for the online gradient's centred label
+    # False = the paper's "w/o U" ablation: the template stays U1(f2(z)), no gradient update at all.
+    # Also off when the model was trained without gradients (GradNetConfig.use_gradient=False, "w/o MG").
+    online_update: bool = True
     update_interval: int = 5
     buffer_size: int = 5
     threshold_frames: int = 5  # F_thr = mean peak over frames 1..threshold_frames
@@ -234,12 +237,20 @@ class GradNetTracker(SiameseSearch, Tracker):
         self.state = GradNetState(target=target, hid=f2, template=f2, template_sia=template_sia,
                                   samples=deque(maxlen=cfg.buffer_size))
         st = self.state
+        if not self.updates_enabled:
+            with torch.no_grad():
+                st.template = self.model.u1(f2).float()
+            return
         template, f2_new, loss = self._grad_update(f2, xf0)  # first template is already updated once
         st.template, st.hid, st.last_loss, st.updates = template, f2_new, loss, 1
         # frame 0 joins the buffer with score 0 (official: min(0, mean([])) -> 0); its features are xf0
         st.samples.append(Sample(crop=crop0, score=0.0, frame=0, features=xf0))
         if cfg.init_periodic_update:
             self._update_from(xf0, cfg.periodic_keep)
+
+    @property
+    def updates_enabled(self) -> bool:
+        return self.cfg.online_update and getattr(self.model.cfg, "use_gradient", True)
 
     def _peak_value(self, raw_peak: float) -> float:
         return sigmoid(raw_peak) if self.cfg.reliability_score == "sigmoid" else raw_peak
@@ -281,12 +292,16 @@ class GradNetTracker(SiameseSearch, Tracker):
             if i == cfg.threshold_frames:
                 st.f_thr = st.peak_sum / cfg.threshold_frames
 
+        reliable = rescued = updated = False
+        if not self.updates_enabled:
+            peak = float(chosen.max())
+            return TrackResult(box=tg.box(), score=sigmoid(peak), extra={
+                "scale_index": best, "raw_peak": peak, "peak": f_max, "updated": False, "window_influence": influence})
         mean_buf = float(np.mean([s.score for s in st.samples])) if st.samples else float("nan")
         bound = cfg.reliable_ratio * st.f_thr
         if not np.isnan(mean_buf):
             bound = min(bound, mean_buf)
         reliable = f_max >= bound
-        rescued = False
         if reliable:
             crop = self._search_crops(image, tg, factors=[1.0])
             st.samples.append(Sample(crop=crop, score=f_max, frame=i))
@@ -295,7 +310,6 @@ class GradNetTracker(SiameseSearch, Tracker):
             self._update_from(xf_now, cfg.rescue_keep)
             st.rescues += 1
             rescued = True
-        updated = False
         if i % cfg.update_interval == 0 and st.samples:
             best_sample = max(st.samples, key=lambda s: s.score)  # first of equal scores, as np.argmax
             self._update_from(self._sample_features(best_sample), cfg.periodic_keep)
