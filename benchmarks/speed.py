@@ -3,11 +3,11 @@
 Decodes the whole video first (OpenCV, BGR -> RGB), so decoding is excluded; initialises with the
 first ground-truth box (OTB files are 1-based: x, y - 1); times every ``tracker.update(frame)`` with
 ``time.perf_counter`` (CUDA is synchronised after each update) and reports the median.  Weights default
-to ``random`` (no trained weights are shipped yet): the timings are those of the real networks, the
-boxes are meaningless.  The ``agree`` column is the mean IoU between the bf16-autocast run and the
+to each tracker's shipped weights (``--weights random``: untrained networks, same timings, meaningless
+boxes).  The ``agree`` column is the mean IoU between the bf16-autocast run and the
 fp32 run of the same tracker (1.0 = identical boxes), i.e. how much bf16 changes the output.  With
 random weights the response maps are nearly flat, so bf16's ~0.3 % relative error already moves the
-argmax and the two runs drift apart; judge bf16 accuracy with trained weights.
+argmax and the two runs drift apart; judge bf16 accuracy with the trained weights.
 
     .venv/bin/python benchmarks/speed.py                       # all trackers, fp32 and bf16, CPU/CUDA auto
     .venv/bin/python benchmarks/speed.py --device cpu --frames 60 --threads 2 --no-amp
@@ -62,7 +62,8 @@ def main(argv=None) -> None:
     ap.add_argument("--sequence", type=Path, default=DEFAULT_SEQ, help="folder with video.mp4 and groundtruth.txt")
     ap.add_argument("--frames", type=int, default=None, help="use only the first N frames")
     ap.add_argument("--device", default=None, help="cpu / cuda (default: cuda if available)")
-    ap.add_argument("--weights", default="random", help="'random' or a checkpoint path (applies to all trackers)")
+    ap.add_argument("--weights", default=None,
+                    help="default: each tracker's shipped weights; 'random' or a checkpoint path (applies to all)")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     ap.add_argument("--no-amp", action="store_true", help="skip the bf16 autocast runs")
     ap.add_argument("--warmup", type=int, default=3, help="updates run (and discarded) before timing")
