@@ -22,7 +22,7 @@ import json
 import numpy as np
 import pytest
 
-from gradtrack.data.sequence import Sequence, SequenceDataset
+from gradtrack.data.sequence import Sequence, SequenceDataset, InMemoryDataset
 from gradtrack.evaluation import metrics as M
 from gradtrack.evaluation import results as R
 from gradtrack.evaluation.protocols import run_vot_supervised
@@ -51,13 +51,6 @@ class FakeFrames:
         return img
 
 
-class DictDataset(SequenceDataset):
-    def __init__(self, seqs):
-        super().__init__(None, [s.name for s in seqs])
-        self._by_name = {s.name: s for s in seqs}
-
-    def _load(self, name):
-        return self._by_name[name]
 
 
 def random_walk(rng, n, size, integer=False):
@@ -109,7 +102,7 @@ def make_ope_setup(tmp_path, rng, with_nan_gt, name="gtrk"):
         times = rng.uniform(0.005, 0.05, n)
         times[rng.random(n) < 0.05] = 0.0  # zero times are dropped by both
         R.write_times(R.ope_time_path(tmp_path, name, f"seq{k}"), times)
-    return DictDataset(seqs)
+    return InMemoryDataset(seqs)
 
 
 class Got10kStyleDataset:
@@ -225,7 +218,7 @@ def make_got10k_setup(tmp_path, rng, name="gtrk", reps=3, nan_pred=False):
             R.write_boxes(R.got10k_result_path(tmp_path, name, seqs[-1].name, r), pred)
             times.append(rng.uniform(0.01, 0.1, n))
         R.write_times(R.got10k_time_path(tmp_path, name, seqs[-1].name), np.stack(times, 1))
-    return DictDataset(seqs)
+    return InMemoryDataset(seqs)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -390,7 +383,7 @@ def make_vot_setup(tmp_path, seed, reps=3, integer=True):
             R.write_vot_run(R.vot_result_path(tmp_path, "gtrk", seq.name, r), regions, flags)
             times.append(t)
         R.write_times(R.vot_time_path(tmp_path, "gtrk", seq.name), np.stack(times, 1))
-    return DictDataset(seqs)
+    return InMemoryDataset(seqs)
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -7,7 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from gradtrack.data.sequence import Sequence, SequenceDataset
+from gradtrack.data.sequence import Sequence, SequenceDataset, InMemoryDataset
 from gradtrack.evaluation import metrics as M
 from gradtrack.evaluation import results as R
 from gradtrack.evaluation.protocols import repetitions_for, run_ope, run_vot_supervised
@@ -49,13 +49,6 @@ def moving_sequence(name="s", n=30, size=(160, 120), nan_at=()):
     return Sequence(name, IndexFrames(boxes, size), boxes, dataset="synthetic", attributes=["FM"])
 
 
-class DictDataset(SequenceDataset):
-    def __init__(self, seqs):
-        super().__init__(None, [s.name for s in seqs])
-        self._by_name = {s.name: s for s in seqs}
-
-    def _load(self, name):
-        return self._by_name[name]
 
 
 class ConstantTracker(Tracker):
@@ -101,7 +94,7 @@ def build_constant(weights=None, device=None, **kw):
 
 
 def build_synthetic_dataset(root, **kw):
-    return DictDataset([moving_sequence(f"seq{k}", n=12 + k) for k in range(3)])
+    return InMemoryDataset([moving_sequence(f"seq{k}", n=12 + k) for k in range(3)])
 
 
 # ------------------------------------------------------------------------------------------ OPE
@@ -192,7 +185,7 @@ def test_export_one_based(tmp_path):
 
 # ------------------------------------------------------------------------------------------ runner
 def test_runner_ope_resume_and_rerun_broken(tmp_path):
-    ds = DictDataset([moving_sequence(f"seq{k}", n=10 + k) for k in range(3)])
+    ds = InMemoryDataset([moving_sequence(f"seq{k}", n=10 + k) for k in range(3)])
     spec = TrackerSpec("constant", factory=build_constant)
     st = run_benchmark(spec, ds, tmp_path, protocol="ope", progress=False)
     assert set(st.values()) == {"ran"}
@@ -208,7 +201,7 @@ def test_runner_ope_resume_and_rerun_broken(tmp_path):
 
 
 def test_runner_got10k_and_vot_repetitions(tmp_path):
-    ds = DictDataset([moving_sequence("a", n=20)])
+    ds = InMemoryDataset([moving_sequence("a", n=20)])
 
     def make(weights=None, device=None):
         t = ConstantTracker()
@@ -248,7 +241,7 @@ def test_runner_reports_failing_sequence(tmp_path):
         def _update(self, image):
             raise RuntimeError("boom")
 
-    ds = DictDataset([moving_sequence("x", n=4)])
+    ds = InMemoryDataset([moving_sequence("x", n=4)])
     with pytest.raises(RuntimeError, match="'x' failed.*boom"):
         run_benchmark(TrackerSpec("b", factory=lambda weights=None, device=None: Broken()), ds, tmp_path,
                       progress=False)

@@ -720,3 +720,19 @@ def test_tld_fake_with_images(tmp_path):
     write(root / "08_empty/gt.txt", "1,1,2,2\n")
     with pytest.raises(DatasetError, match="no video"):
         build_dataset("tld", root)
+
+
+def test_in_memory_dataset_by_index_and_name_and_unique_names():
+    import numpy as np
+
+    from gradtrack.data.sequence import DatasetError, InMemoryDataset, Sequence
+    from gradtrack.io import ArrayFrames
+
+    def seq(name):
+        frames = ArrayFrames([np.zeros((8, 8, 3), np.uint8)] * 2)
+        return Sequence(name, frames, np.array([[1.0, 1, 4, 4], [2, 2, 4, 4]]))
+
+    ds = InMemoryDataset([seq("a"), seq("b")])
+    assert len(ds) == 2 and ds.names == ["a", "b"] and ds["b"].name == "b" and ds[0].name == "a"
+    with pytest.raises(DatasetError, match="unique.*'a'"):
+        InMemoryDataset([seq("a"), seq("a")])

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from gradtrack.data.sequence import Sequence, SequenceDataset
+from gradtrack.data.sequence import Sequence, SequenceDataset, InMemoryDataset
 from gradtrack.evaluation import results as R
 from gradtrack.evaluation.report import build_report
 from gradtrack.evaluation.scoring import score_ope
@@ -24,13 +24,6 @@ class NoFrames:
         return np.zeros((self.size[1], self.size[0], 3), np.uint8)
 
 
-class DictDataset(SequenceDataset):
-    def __init__(self, seqs):
-        super().__init__(None, [s.name for s in seqs])
-        self._by_name = {s.name: s for s in seqs}
-
-    def _load(self, name):
-        return self._by_name[name]
 
 
 def setup_two_trackers(tmp_path):
@@ -45,7 +38,7 @@ def setup_two_trackers(tmp_path):
         noisy = gt + rng.normal(0, 4, gt.shape)
         R.write_boxes(R.ope_result_path(tmp_path, "noisy", f"s{k}"), noisy)
         R.write_times(R.ope_time_path(tmp_path, "noisy", f"s{k}"), np.full(n, 0.04))
-    return DictDataset(seqs)
+    return InMemoryDataset(seqs)
 
 
 def test_report_two_trackers(tmp_path):
@@ -83,7 +76,7 @@ def test_report_got10k_and_vot(tmp_path):
     n = 20
     gt = np.tile([[10.0, 10.0, 30.0, 30.0]], (n, 1))
     seq = Sequence("g", NoFrames(n), gt, cover=np.full(n, 8))
-    ds = DictDataset([seq])
+    ds = InMemoryDataset([seq])
     pred = gt.copy()
     pred[10:] += [15.0, 0, 0, 0]  # IoU 15*30/(2*900-450) = 1/3 on frames 10..19
     R.write_boxes(R.got10k_result_path(res, "got", "g"), pred)

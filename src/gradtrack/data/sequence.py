@@ -354,3 +354,21 @@ class SequenceDataset:
     def __repr__(self) -> str:
         root = f", root={str(self.root)!r}" if self.root is not None else ""
         return f"{type(self).__name__}({len(self)} sequences{root})"
+
+
+class InMemoryDataset(SequenceDataset):
+    """A dataset over :class:`Sequence` objects already built (procedural sequences, tests, custom data).
+
+    Sequence names must be unique: they are the keys by which protocols and result files find them."""
+
+    def __init__(self, sequences: Iterable[Sequence]):
+        seqs = list(sequences)
+        by_name = {s.name: s for s in seqs}
+        if len(by_name) != len(seqs):
+            dup = sorted({s.name for s in seqs if sum(t.name == s.name for t in seqs) > 1})
+            raise DatasetError(f"sequence names must be unique, repeated: {dup}")
+        super().__init__(None, list(by_name))
+        self._by_name = by_name
+
+    def _load(self, name: str) -> Sequence:
+        return self._by_name[name]
