@@ -14,7 +14,7 @@ import yaml
 from torch.utils.data import default_collate
 
 from gradtrack.checkpoint import read_checkpoint, save_model
-from gradtrack.config import ConfigError, from_dict, from_yaml
+from gradtrack.config import ConfigError, from_dict, from_yaml, to_dict
 from gradtrack.data.augment import AugmentConfig, CropConfig
 from gradtrack.data.pairs import BoxFilter
 from gradtrack.data.siammlg_pairs import (MASK_BOX, MASK_EXACT, MASK_NONE, CropGeometry, MaskDatasetConfig,
@@ -313,6 +313,30 @@ def test_update_stage_needs_a_matching_base_checkpoint(base_ckpt):
         build_siammlg_model(cfg)
 
 
+def test_export_writes_fp16_siammlg_weights_the_tracker_loads(tmp_path):
+    from gradtrack.models.siammlg import SiamMLG, SiamMLGConfig
+    from gradtrack.trackers import build_tracker
+    from gradtrack.training.export import export_weights
+
+    torch.manual_seed(0)
+    model = SiamMLG(from_dict(SiamMLGConfig, {**SLIM, "box_head": True}))
+    src = save_model(tmp_path / "run.pt", "siammlg", model)
+    info = export_weights(src, tmp_path / "w.pt", card=tmp_path / "w.md", hardware="test")
+    check = info["fp16_check"]
+    assert check["same_peak"] and check["relative"] < 1e-2
+    assert set(check["outputs"]) == {"score", "mask_corr", "box"}
+    ck = torch.load(tmp_path / "w.pt", map_location="cpu", weights_only=True)
+    assert all(v.dtype == torch.float16 for v in ck["state_dict"].values() if v.is_floating_point())
+    card = (tmp_path / "w.md").read_text()
+    assert "siammlg" in card and "SiamMLG" in card and '"box_head": true' in card
+    frame = np.zeros((120, 160, 3), np.uint8)
+    frame[40:80, 60:100] = 200
+    for source in ("mask", "boxhead"):
+        tracker = build_tracker("siammlg", weights=str(tmp_path / "w.pt"), box_source=source)
+        tracker.init(frame, (60.0, 40.0, 40.0, 40.0))
+        assert np.isfinite(tracker.update(frame).box).all()
+
+
 def test_model_switches_come_from_the_variant_only():
     for variant, sk, grad in (("resnet34", "none", False), ("gradient", "none", True), ("sk", "neck", False),
                               ("full", "neck", True)):
@@ -356,7 +380,7 @@ CONFIGS = sorted((REPO / "configs").glob("siammlg*.yaml"))
 def test_shipped_configs_load_strictly():
     from gradtrack.training.config import TrainConfig
 
-    assert len(CONFIGS) == 10
+    assert len(CONFIGS) == 12
     seen = {}
     for path in CONFIGS:
         cfg = from_yaml(TrainConfig, path)
@@ -372,6 +396,15 @@ def test_shipped_configs_load_strictly():
         assert c.batch_size * (c.siammlg.k if c.siammlg.stage == "update" else 1) == 64
     assert seen["siammlg_base_cpu"].model["backbone"]["channels"] == [16, 16, 32, 64]
     assert seen["siammlg_base_cpu"].amp == "bf16"
+    # the CPU ablation differs from the shipped CPU recipe only in its variant (and its paths)
+    for stage in ("base", "update"):
+        a = to_dict(seen[f"siammlg_{stage}_cpu"])
+        b = to_dict(seen[f"siammlg_gradient_{stage}_cpu"])
+        assert (a["siammlg"].pop("variant"), b["siammlg"].pop("variant")) == ("full", "gradient")
+        for d in (a, b):
+            d.pop("out")
+            d["siammlg"].pop("init_from")
+        assert a == b
     variants = {n: c.siammlg.variant for n, c in seen.items() if "ablation" in n}
     assert variants == {"siammlg_ablation_full_base": "full", "siammlg_ablation_full_update": "full",
                         "siammlg_ablation_gradient_base": "gradient", "siammlg_ablation_gradient_update": "gradient",

@@ -196,6 +196,23 @@ def test_gradnet_variants_train_with_the_search_branch_frozen(tmp_path, variant)
         assert "u1_init" in moved and model.u1_init is not None
 
 
+def test_template_init_from_siamfc_covers_both_u1_of_w2u(tmp_path):
+    """init_template_from_siamfc copies SiamFC's conv1-5 into the template branch and, for "w 2U", its
+    conv3-5 into the initial template's own U1 as well (otherwise that U1 would start random)."""
+    ck = _siamfc_checkpoint(tmp_path)
+    cfg = tiny_config(tmp_path, task="gradnet", gradnet={"init_from": str(ck), "k": 2, "init_template_from_siamfc": True})
+    cfg = tiny_config(tmp_path, task="gradnet", gradnet={"init_from": str(ck), "k": 2, "init_template_from_siamfc": True},
+                      model={**cfg.model, "shared_u1": False})
+    model = build_training_model(cfg)
+    ref = read_checkpoint(ck)["state_dict"]
+    heads = {k[len("backbone.head."):]: v for k, v in ref.items() if k.startswith("backbone.head.")}
+    assert heads and model.u1_init is not None
+    for k, v in model.u1_init.state_dict().items():
+        assert torch.equal(v, heads[k]), k
+    for k, v in model.template.state_dict().items():
+        assert torch.equal(v, ref["backbone." + k]), k
+
+
 def read_row(run, step):
     with (run / "metrics.csv").open() as f:
         for r in csv.DictReader(f):

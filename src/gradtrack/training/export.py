@@ -23,6 +23,7 @@ from ..checkpoint import load_model, save_model
 from ..models import centered_label
 
 FP16_TOLERANCE = 1e-2  # max |r32 - r16| / range(r32)
+PAPER_NAMES = {"siamfc": "SiamFC", "gradnet": "GradNet", "siammlg": "SiamMLG"}
 
 
 def smooth_images(n: int, size: int, seed: int = 0) -> torch.Tensor:
@@ -37,18 +38,25 @@ def smooth_images(n: int, size: int, seed: int = 0) -> torch.Tensor:
     return out * 255.0
 
 
-def responses(model, name: str, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def responses(model, name: str, z: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The outputs compared by the fp16 check: the score map (all models); SiamMLG also its mask
+    correlation and, with the box head, its (l, t, r, b) map."""
     model.eval()
     if name == "siamfc":
         with torch.no_grad():
-            return model(z, x)
+            return {"score": model(z, x)}
+    if name == "siammlg":
+        out = model(z, x, create_graph=False, full_mask=False)
+        return {k: out[k].detach().float() for k in ("score", "mask_corr", "box") if k in out}
     size = (x.shape[-1] - z.shape[-1]) // 8 + 1
     label, weight = centered_label(size, getattr(model.cfg, "label_radius", 2.0))
     score, _, _ = model(z, x, label, weight, create_graph=False)
-    return score.detach()
+    return {"score": score.detach()}
 
 
 def compare_fp16(model32, path16: Path, name: str, z=None, x=None) -> dict:
+    """fp32 model vs the model rebuilt from the fp16 file: the largest difference of every output relative
+    to its range (``relative`` is the worst of them) and whether the score peak lands on the same cell."""
     model16, _ = load_model(path16, expected=name)
     if z is None or x is None:
         z = smooth_images(4, 127, seed=1)
@@ -57,10 +65,18 @@ def compare_fp16(model32, path16: Path, name: str, z=None, x=None) -> dict:
         x[:, :, 64:191, 64:191] = z
     r32 = responses(model32, name, z, x)
     r16 = responses(model16, name, z, x)
-    rng = (r32.amax() - r32.amin()).item()
-    diff = (r32 - r16).abs().max().item()
-    same_peak = bool((r32.flatten(1).argmax(1) == r16.flatten(1).argmax(1)).all())
-    return {"max_abs_diff": diff, "response_range": rng, "relative": diff / max(rng, 1e-12), "same_peak": same_peak}
+    per_output = {}
+    for key, a in r32.items():
+        rng = (a.amax() - a.amin()).item()
+        diff = (a - r16[key]).abs().max().item()
+        per_output[key] = {"max_abs_diff": diff, "response_range": rng, "relative": diff / max(rng, 1e-12)}
+    s32, s16 = r32["score"], r16["score"]
+    same_peak = bool((s32.flatten(1).argmax(1) == s16.flatten(1).argmax(1)).all())
+    out = dict(per_output["score"])
+    out.update(relative=max(v["relative"] for v in per_output.values()), same_peak=same_peak)
+    if len(per_output) > 1:
+        out["outputs"] = per_output
+    return out
 
 
 def _metrics_summary(run: Path) -> dict:
@@ -126,7 +142,7 @@ def export_weights(source: str | Path, out: str | Path, card: str | Path | None 
     if not (check["relative"] < FP16_TOLERANCE and check["same_peak"]):
         raise ValueError(f"fp16 export changes the responses too much: {check}")
     if card:
-        write_card(Path(card), name, out, meta, data, summary, check, notes)
+        write_card(Path(card), name, out, dict(meta, model_config=ckpt.get("config", {})), data, summary, check, notes)
     return {"path": str(out), "fp16_check": check, "meta": meta}
 
 
@@ -143,6 +159,8 @@ def _pairs_seen(steps, tcfg: dict, meta: dict) -> str:
         n = int(steps) * int(tcfg.get("batch_size", 1)) * int(meta.get("world", 1))
         if tcfg.get("task") == "gradnet" and tcfg.get("gradnet", {}).get("variant") == "full":
             n *= int(tcfg["gradnet"]["k"])
+        if tcfg.get("task") == "siammlg" and tcfg.get("siammlg", {}).get("stage") == "update":
+            n *= int(tcfg["siammlg"]["k"])
         return f"{n:,}"
     except (TypeError, ValueError, KeyError):
         return "n/a"
@@ -174,7 +192,9 @@ def write_card(path: Path, name: str, weights: Path, meta: dict, data: dict, sum
         f"- steps: {steps} (batch {tcfg.get('batch_size')} per process x {meta.get('world', 1)} process(es); "
         f"{_pairs_seen(steps, tcfg, meta)} search regions seen"
         + (f", k={tcfg.get('gradnet', {}).get('k')} search regions per template, variant {tcfg.get('gradnet', {}).get('variant')}"
-           if name == "gradnet" else "") + f"), schedule spans {tcfg.get('epochs')} x {tcfg.get('steps_per_epoch')} steps",
+           if name == "gradnet" else "")
+        + (f", stage {tcfg.get('siammlg', {}).get('stage')}, variant {tcfg.get('siammlg', {}).get('variant')}"
+           if name == "siammlg" else "") + f"), schedule spans {tcfg.get('epochs')} x {tcfg.get('steps_per_epoch')} steps",
         f"- optimiser: SGD lr {tcfg.get('optim', {}).get('lr')} -> {tcfg.get('optim', {}).get('lr_end')} "
         f"({tcfg.get('optim', {}).get('schedule')}), momentum {tcfg.get('optim', {}).get('momentum')}, "
         f"weight decay {tcfg.get('optim', {}).get('weight_decay')}",
@@ -191,9 +211,13 @@ def write_card(path: Path, name: str, weights: Path, meta: dict, data: dict, sum
         f"same peak: {check['same_peak']}",
         "",
         "## Caveats",
-        "- trained on a small pool on a 2-core CPU for a short time: far fewer pairs than the papers (ILSVRC-VID, 50 epochs); "
-        "expect clearly lower accuracy than published SiamFC/GradNet numbers.",
+        "- trained on a small pool on a 2-core CPU for a short time: far fewer pairs than the papers (ILSVRC-VID, 50 epochs"
+        + ("; SiamMLG: YouTube-VOS/COCO masks and an ImageNet ResNet-34" if name == "siammlg" else "")
+        + f"); expect clearly lower accuracy than published {PAPER_NAMES.get(name, name)} numbers.",
     ]
+    if name == "siammlg":
+        mcfg = meta.get("model_config") or {}
+        lines.insert(lines.index("## Training data"), f"Model config: `{json.dumps(mcfg)}`\n" if mcfg else "")
     if notes:
         lines += ["", notes]
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -144,6 +144,9 @@ def build_training_model(cfg: TrainConfig, base: Path | None = None) -> torch.nn
         if cfg.gradnet.init_template_from_siamfc:
             load_state(model.template, {k[len("backbone."):]: v for k, v in ckpt["state_dict"].items()
                                         if k.startswith("backbone.")}, source=str(path))
+            if model.u1_init is not None:  # "w 2U": the initial template's own U1 starts from the same conv3-5
+                load_state(model.u1_init, {k[len("backbone.head."):]: v for k, v in ckpt["state_dict"].items()
+                                           if k.startswith("backbone.head.")}, source=str(path))
         for p in model.siamfc.parameters():
             p.requires_grad_(False)
         if not model.cfg.use_gradient:  # "w/o MG": U2 is never used, so it is not trained (nor decayed)
