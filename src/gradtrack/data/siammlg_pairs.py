@@ -44,7 +44,8 @@ from ..io.frames import EncodedFrames
 from ..models.heads import ltrb_targets
 from .augment import AugmentConfig, CropConfig, box_center, exemplar_window, photometric, to_tensor_layout
 from .pairs import BoxFilter, Pair, sample_pair_indices, usable_frames
-from .sources import INFINITE, DataConfig, PairMixture, VideoPool, build_training_sources, item_rng
+from .sources import (INFINITE, DataConfig, PairMixture, VideoPool, build_training_sources, item_rng,
+                      synthetic_sequences)
 
 MASK_NONE, MASK_EXACT, MASK_BOX = 0, 1, 2
 STRIDE, OFFSET, SCORE_SIZE = 8, 31.5, 25
@@ -154,21 +155,11 @@ class MaskVideo:
 def synthetic_mask_videos(cfg, flt: BoxFilter, quality: int = 90) -> list[MaskVideo]:
     """Procedural sequences (``data.synthetic``) with their exact whole-target masks, JPEG/bit-packed in
     memory.  Frames whose visible fraction is below ``cfg.min_visible`` are not used."""
-    if cfg.count <= 0:
-        return []
-    from . import synthetic
-
-    presets = list(cfg.presets) or list(getattr(synthetic, "BENCHMARK_PRESETS", None) or ["easy"])
     out = []
-    for i in range(cfg.count):
-        name = presets[i % len(presets)]
-        s = synthetic.preset(name, seed=cfg.seed + i, num_frames=cfg.num_frames)
-        boxes = np.asarray(s.boxes, dtype=np.float64)
-        absent = np.asarray(s.visible) < cfg.min_visible
+    for key, s, boxes, absent in synthetic_sequences(cfg):
         usable = usable_frames(boxes, s.size, flt, absent)
         if usable.any():
-            out.append(MaskVideo(f"synthetic/{name}-{cfg.seed + i}", EncodedFrames(s.frames, quality=quality),
-                                 PackedMasks(s.masks), boxes, usable))
+            out.append(MaskVideo(key, EncodedFrames(s.frames, quality=quality), PackedMasks(s.masks), boxes, usable))
     return out
 
 

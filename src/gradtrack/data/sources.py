@@ -216,20 +216,22 @@ def _still_frames(seq, usable: np.ndarray, count: int) -> list[int]:
     return sorted(set(np.linspace(0, len(idx) - 1, min(count, len(idx))).round().astype(int).tolist()))
 
 
-def _synthetic_sequences(cfg: SyntheticConfig):
-    """Procedural sequences as ``(key, frames, boxes, absent)``."""
+def synthetic_sequences(cfg: SyntheticConfig):
+    """The procedural sequences of ``cfg`` as ``(key, sequence, boxes, absent)``: ``cfg.count`` sequences
+    cycling through ``cfg.presets`` (empty: :data:`gradtrack.data.synthetic.BENCHMARK_PRESETS`), seeds
+    ``cfg.seed + i``; ``absent`` marks frames with less than ``cfg.min_visible`` of the target visible."""
     if cfg.count <= 0:
         return []
     from . import synthetic
 
-    presets = list(cfg.presets) or list(getattr(synthetic, "PRESETS", None) or ["default"])
+    presets = list(cfg.presets) or list(synthetic.BENCHMARK_PRESETS)
     out = []
     for i in range(cfg.count):
         name = presets[i % len(presets)]
         s = synthetic.preset(name, seed=cfg.seed + i, num_frames=cfg.num_frames)
         boxes = np.asarray(s.boxes, dtype=np.float64)
         absent = np.asarray(s.visible) < cfg.min_visible
-        out.append((f"synthetic/{name}-{cfg.seed + i}", s.frames, boxes, absent))
+        out.append((f"synthetic/{name}-{cfg.seed + i}", s, boxes, absent))
     return out
 
 
@@ -289,11 +291,10 @@ def build_training_sources(cfg: DataConfig, base: Path | None = None, progress: 
     stats["still_images"] = len(stills)
     synth_videos = []
     if weights.get("synthetic", 0) > 0:
-        for key, frames, boxes, absent in _synthetic_sequences(cfg.synthetic):
-            h, w = np.asarray(frames[0]).shape[:2]
-            usable = usable_frames(boxes, (w, h), cfg.filter, absent)
+        for key, seq, boxes, absent in synthetic_sequences(cfg.synthetic):
+            usable = usable_frames(boxes, seq.size, cfg.filter, absent)
             if usable.any():
-                synth_videos.append(CuratedVideo(key, iter(frames), boxes, usable, cfg.crop, cfg.cache_size,
+                synth_videos.append(CuratedVideo(key, iter(seq.frames), boxes, usable, cfg.crop, cfg.cache_size,
                                                  cfg.cache_margin, cfg.cache_quality))
         stats["synthetic_sequences"] = len(synth_videos)
     mixture = PairMixture({
