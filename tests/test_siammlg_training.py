@@ -26,8 +26,8 @@ from gradtrack.data.stills import StillConfig, StillImages
 from gradtrack.models.heads import decode_ltrb
 from gradtrack.training.config import OptimConfig
 from gradtrack.training.siammlg_losses import ltrb_targets
-from gradtrack.training.siammlg import (SiamMLGStep, SiamMLGTrainConfig, build_siammlg_data, build_siammlg_model,
-                                        param_groups, set_siammlg_train_mode, siammlg_lr_factor)
+from gradtrack.training.siammlg import (SiamMLGStep, SiamMLGTrainConfig, apply_unfreeze, build_siammlg_data,
+                                        build_siammlg_model, param_groups, set_siammlg_train_mode, siammlg_lr_factor)
 
 REPO = Path(__file__).resolve().parents[1]
 SLIM = {"backbone": {"channels": [8, 8, 16, 32], "blocks": [1, 1, 1]}, "neck_channels": 32, "head_hidden": 32,
@@ -337,6 +337,43 @@ def test_export_writes_fp16_siammlg_weights_the_tracker_loads(tmp_path):
         assert np.isfinite(tracker.update(frame).box).all()
 
 
+def test_unfreeze_schedule_starts_layer2_halfway():
+    cfg = train_cfg(freeze=["backbone.conv1", "backbone.bn1", "backbone.layer1", "backbone.layer2"],
+                    unfreeze=["backbone.layer2"], unfreeze_at=0.5, backbone_lr_mult=0.1)
+    cfg.epochs, cfg.steps_per_epoch = 1, 6  # unfreezes before step 3
+    torch.manual_seed(0)
+    model = build_siammlg_model(cfg)
+    layer2 = {n for n, _ in model.named_parameters() if n.startswith("backbone.layer2.")}
+    assert layer2 and not any(p.requires_grad for n, p in model.named_parameters() if n in layer2)
+    groups = param_groups(model, cfg)
+    in_opt = {id(p) for g in groups if g["name"] == "backbone" for p in g["params"]}
+    assert all(id(p) in in_opt for n, p in model.named_parameters() if n in layer2)
+    assert next(g for g in groups if g["name"] == "backbone")["lr"] == pytest.approx(0.1 * cfg.optim.lr)
+    opt = torch.optim.SGD(groups, lr=0.05, momentum=0.9, weight_decay=5e-4)
+    step = SiamMLGStep(cfg, model, torch.device("cpu"))
+    batch = _fixed_batch(2)
+    set_siammlg_train_mode(model)
+    snap = {}
+    for i in range(5):
+        if apply_unfreeze(model, cfg, i):
+            assert i == 3
+            set_siammlg_train_mode(model)
+        snap[i] = {n: p.detach().clone() for n, p in model.named_parameters() if n in layer2}
+        bn = next(m for n, m in model.named_modules() if n == "backbone.layer2.0.bn1")
+        assert bn.training is (i >= 3)
+        loss, _ = step(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert all(torch.equal(snap[0][n], snap[3][n]) for n in layer2)  # frozen, weight decay included
+    assert any(not torch.equal(snap[3][n], snap[4][n]) for n in layer2)
+    assert not apply_unfreeze(model, cfg, 4)  # once only
+    with pytest.raises(ValueError, match="not frozen"):
+        train_cfg(freeze=["backbone.layer1"], unfreeze=["backbone.layer2"])
+    with pytest.raises(ValueError, match="base-stage"):
+        train_cfg("update", init_from="x.pt", unfreeze=["backbone.layer1"], augment={"negative_prob": 0.0})
+
+
 def test_model_switches_come_from_the_variant_only():
     for variant, sk, grad in (("resnet34", "none", False), ("gradient", "none", True), ("sk", "neck", False),
                               ("full", "neck", True)):
@@ -394,6 +431,9 @@ def test_shipped_configs_load_strictly():
         assert (c.epochs, c.optim.lr, c.optim.momentum, c.optim.weight_decay) == (70, 1e-3, 0.9, 5e-4)
         assert c.siammlg.lr_milestones == [20.0] and c.siammlg.lr_gamma == 0.5 and c.optim.warmup_steps > 0
         assert c.batch_size * (c.siammlg.k if c.siammlg.stage == "update" else 1) == 64
+    base = seen["siammlg_base"].siammlg  # SiamMask's backbone schedule
+    assert base.unfreeze == ["backbone.layer2", "backbone.layer3"] and base.unfreeze_at == 0.5
+    assert set(base.unfreeze) < set(base.freeze) and base.backbone_lr_mult == 0.1
     assert seen["siammlg_base_cpu"].model["backbone"]["channels"] == [16, 16, 32, 64]
     assert seen["siammlg_base_cpu"].amp == "bf16"
     # the CPU ablation differs from the shipped CPU recipe only in its variant (and its paths)

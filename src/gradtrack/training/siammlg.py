@@ -11,7 +11,8 @@ Stage ``base`` (a two-branch SiamMask on ResNet-34 + SK): for ``B`` pairs,
 not used and not trained).  With ``refine: true`` the Refine module is trained too, at the target's own
 cell of every positive sample, with the same mask losses.  Backbone parameters get ``backbone_lr_mult``
 times the learning rate; ``freeze`` lists parameter-name prefixes that are not trained (their BN layers
-run in eval mode).
+run in eval mode); ``unfreeze`` (a subset of ``freeze``) joins training at ``unfreeze_at`` of the schedule
+(SiamMask: layer2-3 at 50 %, at ``backbone_lr_mult``).
 
 Stage ``update`` (GradNet's recipe): everything is frozen except ``update_train`` (default U2 and the
 score head's template-side ``conv_kernel``).  Each of the ``B`` templates is updated once with the
@@ -66,6 +67,10 @@ class SiamMLGTrainConfig:
     # parameters
     backbone_lr_mult: float = 0.1
     freeze: list[str] = field(default_factory=lambda: list(DEFAULT_FREEZE))
+    # SiamMask's backbone schedule: these frozen prefixes start training (at backbone_lr_mult x lr, BN
+    # statistics too) once ``unfreeze_at`` of the whole schedule (epochs x steps_per_epoch) is done
+    unfreeze: list[str] = field(default_factory=list)
+    unfreeze_at: float = 0.5
     update_train: list[str] = field(default_factory=lambda: ["u2", "score_head.conv_kernel"])
     k: int = 8  # stage update: search crops (different videos) per template
     # schedule on top of optim (epochs at which the lr is multiplied by lr_gamma)
@@ -82,7 +87,16 @@ class SiamMLGTrainConfig:
             raise ValueError("loss weights must be >= 0")
         if self.backbone_lr_mult < 0 or not 0 < self.lr_gamma <= 1:
             raise ValueError("need backbone_lr_mult >= 0 and 0 < lr_gamma <= 1")
+        if not 0 <= self.unfreeze_at <= 1:
+            raise ValueError(f"unfreeze_at is a fraction of the schedule in [0, 1], got {self.unfreeze_at}")
+        missing = [p for p in self.unfreeze if not any(p == f or p.startswith(f + ".") for f in self.freeze)]
+        if missing:
+            raise ValueError(f"siammlg.unfreeze: {missing} are not frozen (list them, or a parent, in siammlg.freeze)")
+        if self.unfreeze and self.backbone_lr_mult == 0:
+            raise ValueError("siammlg.unfreeze needs backbone_lr_mult > 0 (the unfrozen layers train at that multiple)")
         if self.stage == "update":
+            if self.unfreeze:
+                raise ValueError("siammlg.unfreeze is a base-stage schedule (stage update trains update_train only)")
             if self.variant in ("resnet34", "sk"):
                 raise ValueError(f"variant {self.variant!r} has no gradient update: it has no update stage")
             if not self.init_from:
@@ -169,11 +183,41 @@ def build_siammlg_model(cfg, base: Path | None = None) -> torch.nn.Module:
     return model
 
 
+def _to_unfreeze(model: torch.nn.Module, cfg) -> set[str]:
+    m = _mlg(cfg)
+    return _matching(model, m.unfreeze, "unfreeze") if (m.unfreeze and m.stage == "base") else set()
+
+
+def unfreeze_step(cfg) -> int:
+    """The global step from which ``siammlg.unfreeze`` trains."""
+    return int(round(_mlg(cfg).unfreeze_at * cfg.epochs * cfg.steps_per_epoch))
+
+
+def apply_unfreeze(model: torch.nn.Module, cfg, step: int) -> bool:
+    """Before training step ``step``: switch on ``siammlg.unfreeze`` once the schedule reaches
+    :func:`unfreeze_step` (also right after a resume past it).  True when something changed (the caller
+    then refreshes its parameter list and the BN modes)."""
+    names = _to_unfreeze(model, cfg)
+    if not names or step < unfreeze_step(cfg):
+        return False
+    changed = False
+    for n, p in model.named_parameters():
+        if n in names and not p.requires_grad:
+            p.requires_grad_(True)
+            changed = True
+    if changed:
+        log.info("step %d: unfreezing %s", step, ", ".join(_mlg(cfg).unfreeze))
+    return changed
+
+
 def param_groups(model: torch.nn.Module, cfg) -> list[dict]:
-    """Trainable parameters: backbone ones at ``backbone_lr_mult * lr``, the rest at ``lr``."""
+    """Trainable parameters: backbone ones at ``backbone_lr_mult * lr``, the rest at ``lr``.  Parameters
+    that ``siammlg.unfreeze`` switches on later are in the optimiser from the start (SGD skips them while
+    they have no gradient), so checkpoints and resumes see one fixed set of groups."""
     lr = cfg.optim.lr
-    bb = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("backbone.")]
-    rest = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("backbone.")]
+    later = _to_unfreeze(model, cfg)
+    bb = [p for n, p in model.named_parameters() if (p.requires_grad or n in later) and n.startswith("backbone.")]
+    rest = [p for n, p in model.named_parameters() if (p.requires_grad or n in later) and not n.startswith("backbone.")]
     groups = []
     if rest:
         groups.append({"params": rest, "lr": lr, "name": "heads"})

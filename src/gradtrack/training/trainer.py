@@ -468,6 +468,9 @@ def train(cfg: TrainConfig, out: str | Path | None = None, resume: bool = False,
     set_train_mode(model, cfg.task)
     it = iter(loader)
     while step < stop:
+        if mlg is not None and mlg.apply_unfreeze(model, cfg, step):  # SiamMask's backbone schedule
+            params = trainable(model)
+            set_train_mode(model, cfg.task)
         batch = next(it)
         with amp_ctx():
             loss, loss0 = step_fn(batch)
