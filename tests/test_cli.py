@@ -125,9 +125,11 @@ def test_track_user_errors_exit_2_with_one_line(args, fragment, video, tmp_path,
     assert not (tmp_path / "o.txt").exists()  # nothing half-written
 
 
-def test_missing_shipped_weights_is_a_clear_error(video, tmp_path, capsys):
-    if cli._shipped_weights("gradnet") is not None:
-        pytest.skip("trained gradnet weights are shipped: the default works")
+def test_missing_shipped_weights_is_a_clear_error(video, tmp_path, capsys, monkeypatch):
+    import gradtrack.trackers.common as common
+
+    monkeypatch.setattr(common, "WEIGHTS_DIR", tmp_path / "no_weights")  # as if none were shipped
+    assert cli._shipped_weights("gradnet") is None
     rc, _, stderr = _run(["track", video, "--box", "10,20,20,20", "--device", "cpu", "-q",
                           "--boxes", tmp_path / "o.txt", "--no-video"], capsys)
     assert rc == 2 and "no trained weights are shipped" in stderr and "Traceback" not in stderr

@@ -371,12 +371,13 @@ def test_tracker_without_gradient_update():
     assert not any(r.extra["updated"] for r in results) and not tracker.buffer
 
 
-def test_tracker_weights_errors():
-    from gradtrack.trackers.common import shipped_weights
-    if shipped_weights("siammlg").is_file():
-        pytest.skip("trained SiamMLG weights are shipped")
+def test_tracker_weights_errors(monkeypatch, tmp_path):
+    import gradtrack.trackers.common as common
+
+    monkeypatch.setattr(common, "WEIGHTS_DIR", tmp_path)  # as if none were shipped
     with pytest.raises(FileNotFoundError, match="no trained weights"):
         build_tracker("siammlg")
+    monkeypatch.undo()
     with pytest.raises(ValueError, match="box_head"):
         build_tracker("siammlg", weights="random", device="cpu", model=SLIM, box_source="boxhead")
     with pytest.raises(Exception, match="unknown key"):

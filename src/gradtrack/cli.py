@@ -243,7 +243,9 @@ def cmd_track(args: argparse.Namespace) -> int:
 
 
 def _shipped_weights(name: str) -> Path | None:
-    path = Path(__file__).resolve().parent / "weights" / f"{name}.pt"
+    from .trackers.common import shipped_weights
+
+    path = shipped_weights(name)
     return path if path.is_file() else None
 
 

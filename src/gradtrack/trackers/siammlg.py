@@ -93,11 +93,13 @@ def mask_to_image(prob: np.ndarray, center, side: float, image_size: tuple[int, 
 class SiamMLGTracker(Tracker):
     name = "siammlg"
 
-    def __init__(self, model: SiamMLG, cfg: SiamMLGTrackerConfig | None = None, device=None):
+    def __init__(self, model: SiamMLG, cfg: SiamMLGTrackerConfig | None = None, device=None,
+                 weights_source: str = "module"):
         super().__init__()
         self.cfg = cfg = cfg or SiamMLGTrackerConfig()
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.model = model.to(self.device).eval()
+        self.weights_source = weights_source
         mc = model.cfg
         if cfg.box_source == "boxhead" and model.box_head is None:
             raise ValueError("box_source='boxhead' needs a SiamMLG built with box_head=True")
@@ -106,6 +108,10 @@ class SiamMLGTracker(Tracker):
         self.use_grad = cfg.gradient_update and model.u2 is not None
         self.use_refine = cfg.use_refine and model.refine is not None
         self._reset()
+
+    @property
+    def untrained(self) -> bool:
+        return self.weights_source == "random"
 
     def _set_score_size(self, n: int) -> None:
         """Cosine window and cell geometry for an ``n x n`` map (taken from the actual map, so model
@@ -289,8 +295,9 @@ def build_siammlg_tracker(weights=None, device=None, **overrides) -> SiamMLGTrac
     tcfg = from_dict(SiamMLGTrackerConfig, overrides, where="siammlg tracker config")
     dev = resolve_device(device)
     if model_over is None:
-        model, _ = load_tracker_model("siammlg", weights, "siammlg", dev)
+        model, source = load_tracker_model("siammlg", weights, "siammlg", dev)
     elif isinstance(weights, str) and weights == "random":
+        source = "random"
         mcfg = model_over if isinstance(model_over, SiamMLGConfig) else from_dict(SiamMLGConfig, model_over,
                                                                                    where="siammlg model config")
         with torch.random.fork_rng(devices=[]):
@@ -298,7 +305,7 @@ def build_siammlg_tracker(weights=None, device=None, **overrides) -> SiamMLGTrac
             model = SiamMLG(mcfg)
     else:
         raise ValueError("model overrides are only allowed with weights='random'; a checkpoint carries its config")
-    return SiamMLGTracker(model, tcfg, device=dev)
+    return SiamMLGTracker(model, tcfg, device=dev, weights_source=source)
 
 
 __all__ = ["SiamMLGTracker", "SiamMLGTrackerConfig", "build_siammlg_tracker", "mask_to_image"]

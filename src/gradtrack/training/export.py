@@ -1,11 +1,13 @@
-"""Export trained weights (fp16) and their model card; check that fp16 storage loses nothing measurable.
+"""Export trained weights (fp16, or fp32 with ``--fp32``) and their model card; check that the stored
+weights reproduce the trained model's outputs.
 
-``python -m gradtrack.training.export RUN_OR_CKPT OUT.pt [--card OUT.md] [--hardware TEXT]``
+``python -m gradtrack.training.export RUN_OR_CKPT OUT.pt [--card OUT.md] [--hardware TEXT] [--fp32]``
 
-fp16 check: the fp32 model and the model rebuilt from the fp16 file are run on the same inputs (smooth
-pseudo-random images, or given crops); the report holds the largest response difference relative to
-the response range, and whether the peak lands on the same cell.  Weights are stored in fp16 and loaded
-back into fp32 modules (``load_state`` casts), so inference is unchanged in kind.
+Storage check: the fp32 model and the model rebuilt from the stored file are run on the same inputs
+(smooth pseudo-random images, or given crops); the report holds the largest difference of each output
+relative to its range, and whether the score peak lands on the same cell.  fp16 files are loaded back into
+fp32 modules (``load_state`` casts), so inference is unchanged in kind; an fp16 file that moves an output
+by more than ``FP16_TOLERANCE`` of its range is refused (then store fp32).
 """
 from __future__ import annotations
 
@@ -119,8 +121,10 @@ def hardware_string() -> str:
 
 
 def export_weights(source: str | Path, out: str | Path, card: str | Path | None = None,
-                   hardware: str | None = None, notes: str = "") -> dict:
-    """Export a run (``last.pt``/``final.pt`` in a folder) or a checkpoint file to fp16 + model card."""
+                   hardware: str | None = None, notes: str = "", half: bool = True) -> dict:
+    """Export a run (``last.pt``/``final.pt`` in a folder) or a checkpoint file to fp16 (``half=False``:
+    fp32) + model card.  fp16 that moves any output by more than ``FP16_TOLERANCE`` of its range is an
+    error that says so (export with ``half=False`` then)."""
     source = Path(source)
     run = source if source.is_dir() else source.parent
     if source.is_dir():
@@ -134,13 +138,15 @@ def export_weights(source: str | Path, out: str | Path, card: str | Path | None 
         data = json.loads((run / "data.json").read_text())
     summary = _metrics_summary(run)
     meta = dict(ckpt.get("meta", {}))
-    meta.update({"trained_steps": tr.get("step", meta.get("step")), "task": name, "train_config": tcfg,
+    meta.update({"stored_dtype": "float16" if half else "float32",
+                 "trained_steps": tr.get("step", meta.get("step")), "task": name, "train_config": tcfg,
                  "metrics": summary, "hardware": hardware or hardware_string(), "source": str(source)})
     out = Path(out)
-    save_model(out, name, model, meta=json.loads(json.dumps(meta, default=str)), half=True)
-    check = compare_fp16(model, out, name)
+    save_model(out, name, model, meta=json.loads(json.dumps(meta, default=str)), half=half)
+    check = compare_fp16(model, out, name)  # for fp32 files: the round trip, expected exact
     if not (check["relative"] < FP16_TOLERANCE and check["same_peak"]):
-        raise ValueError(f"fp16 export changes the responses too much: {check}")
+        out.unlink()
+        raise ValueError(f"fp16 export changes the responses too much ({check}); export in fp32 (--fp32)")
     if card:
         write_card(Path(card), name, out, dict(meta, model_config=ckpt.get("config", {})), data, summary, check, notes)
     return {"path": str(out), "fp16_check": check, "meta": meta}
@@ -177,7 +183,8 @@ def write_card(path: Path, name: str, weights: Path, meta: dict, data: dict, sum
     lines = [
         f"# gradtrack {name} weights (`{weights.name}`)",
         "",
-        "Trained by `gradtrack train` (see `configs/` and `scripts/train_all.sh`); fp16 weights, loaded into fp32 modules.",
+        "Trained by `gradtrack train` (see `configs/` and `scripts/`); "
+        + ("fp16 weights, loaded into fp32 modules." if meta.get("stored_dtype") == "float16" else "fp32 weights."),
         "",
         "## Training data",
         f"- annotated sequences (train split of `{dcfg.get('root', '?')}`, `splits.json`): {len(seqs)} sequences, "
@@ -206,8 +213,8 @@ def write_card(path: Path, name: str, weights: Path, meta: dict, data: dict, sum
         f"{summary.get('first_val_step', 'n/a')} -> {_fmt(summary.get('last_val_loss'))} at step {summary.get('last_val_step', 'n/a')}"
         + (f" (before the gradient update: {_fmt(summary.get('last_val_loss_before'))})" if 'last_val_loss_before' in summary else ""),
         "",
-        "## fp16 storage check",
-        f"- max |response fp32 - fp16| = {check['max_abs_diff']:.3g} ({check['relative']:.2e} of the response range), "
+        "## fp16 storage check" if meta.get("stored_dtype") == "float16" else "## Storage check (fp32 file vs the trained model)",
+        f"- max |response trained - stored| = {check['max_abs_diff']:.3g} ({check['relative']:.2e} of the response range), "
         f"same peak: {check['same_peak']}",
         "",
         "## Caveats",
@@ -227,12 +234,13 @@ def write_card(path: Path, name: str, weights: Path, meta: dict, data: dict, sum
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m gradtrack.training.export", description=__doc__.split("\n")[0])
     ap.add_argument("source", help="run folder or checkpoint")
-    ap.add_argument("out", help="output .pt (fp16)")
+    ap.add_argument("out", help="output .pt")
     ap.add_argument("--card", help="model card (.md) to write")
     ap.add_argument("--hardware", help="hardware description for the card")
     ap.add_argument("--notes", default="", help="extra text for the card")
+    ap.add_argument("--fp32", action="store_true", help="store fp32 weights (when fp16 moves the outputs too much)")
     args = ap.parse_args(argv)
-    res = export_weights(args.source, args.out, args.card, args.hardware, args.notes)
+    res = export_weights(args.source, args.out, args.card, args.hardware, args.notes, half=not args.fp32)
     print(json.dumps({"path": res["path"], "fp16_check": res["fp16_check"]}, indent=1))
     return 0
 
