@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The val-split evaluation behind the README's Results tables (one-pass, got10k conventions), in
-# results/val (resumable: finished sequences are skipped), then the reports in docs/results (REPORT=DIR).  Trackers whose weights are missing are skipped
-# with a note.  Run from the repository root: scripts/eval_val.sh [RESULTS_DIR]
+# results/val (resumable: finished sequences are skipped), then the reports in docs/results (REPORT=DIR).
+# Ablation runs missing from runs/ are skipped with a note.  Usage: scripts/eval_val.sh [RESULTS_DIR]
+# (environment: WORKERS, default 2; GRADTRACK, default .venv/bin/gradtrack)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 R=${1:-results/val}

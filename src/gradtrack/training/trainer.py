@@ -122,6 +122,11 @@ def resolve_amp(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if ok else None
 
 
+def _under(state: dict, prefix: str) -> dict:
+    """The entries of ``state`` below ``prefix``, with the prefix removed."""
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
 def build_training_model(cfg: TrainConfig, base: Path | None = None) -> torch.nn.Module:
     if cfg.task == "siammlg":
         from .siammlg import build_siammlg_model
@@ -142,11 +147,9 @@ def build_training_model(cfg: TrainConfig, base: Path | None = None) -> torch.nn
             raise ValueError(f"gradnet.init_from must be a SiamFC checkpoint, {path} holds {ckpt['model']!r}")
         load_state(model.siamfc, ckpt["state_dict"], source=str(path))
         if cfg.gradnet.init_template_from_siamfc:
-            load_state(model.template, {k[len("backbone."):]: v for k, v in ckpt["state_dict"].items()
-                                        if k.startswith("backbone.")}, source=str(path))
+            load_state(model.template, _under(ckpt["state_dict"], "backbone."), source=str(path))
             if model.u1_init is not None:  # "w 2U": the initial template's own U1 starts from the same conv3-5
-                load_state(model.u1_init, {k[len("backbone.head."):]: v for k, v in ckpt["state_dict"].items()
-                                           if k.startswith("backbone.head.")}, source=str(path))
+                load_state(model.u1_init, _under(ckpt["state_dict"], "backbone.head."), source=str(path))
         for p in model.siamfc.parameters():
             p.requires_grad_(False)
         if not model.cfg.use_gradient:  # "w/o MG": U2 is never used, so it is not trained (nor decayed)
