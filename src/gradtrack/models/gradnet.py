@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
+from ..geometry.scoremap import ScoreMapGeometry
 from .alexnet import AlexNet, AlexNetConfig
 from .labels import balanced_logistic_loss
 from .siamfc import SiamFC, SiamFCConfig
@@ -36,6 +37,10 @@ class GradNetConfig:
     shared_u1: bool = True  # False = the paper's "w 2U" ablation: the initial template uses its own U1
     # False = the paper's "w/o MG" ablation: no gradient step; the template is U1(f2(z)) (trackers skip the update)
     use_gradient: bool = True
+
+    def geometry(self) -> ScoreMapGeometry:
+        g = self.siamfc.geometry()
+        return ScoreMapGeometry(g.exemplar_size, g.instance_size, g.stride, g.score_size, self.label_radius)
 
 
 class GradientUpdate(nn.Module):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
+from ..geometry.scoremap import ScoreMapGeometry
 from .alexnet import AlexNet, AlexNetConfig
 from .xcorr import ResponseAdjust, xcorr
 
@@ -19,6 +20,11 @@ class SiamFCConfig:
     exemplar_size: int = 127
     instance_size: int = 255
     total_stride: int = 8
+    label_radius: float = 2.0  # cells of the score map (16 px at stride 8)
+
+    def geometry(self) -> ScoreMapGeometry:
+        return ScoreMapGeometry.valid_correlation(self.exemplar_size, self.instance_size, self.total_stride,
+                                                  self.label_radius)
 
 
 class SiamFC(nn.Module):

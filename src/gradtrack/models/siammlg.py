@@ -30,6 +30,7 @@ from typing import Literal
 import torch
 import torch.nn as nn
 
+from ..geometry.scoremap import ScoreMapGeometry
 from .gradnet import GradientUpdate
 from .heads import BoxHead, DepthwiseXCorr, Refine, decode_ltrb, mask_at
 from .labels import balanced_logistic_loss, centered_label
@@ -76,9 +77,14 @@ class SiamMLGConfig:
         if sk_channels is not None and sk_channels % min(self.sk_cfg.groups, sk_channels):
             raise ValueError(f"the SK channels ({sk_channels}) must be divisible by sk_cfg.groups ({self.sk_cfg.groups})")
 
+    def geometry(self) -> ScoreMapGeometry:
+        # the padded stride-8 ResNet keeps 8 more cells than a VALID correlation (search 31, template 7 -> 25)
+        return ScoreMapGeometry.valid_correlation(self.exemplar_size, self.instance_size, self.total_stride,
+                                                  self.label_radius, extra_cells=8)
+
     @property
     def score_size(self) -> int:
-        return (self.instance_size - self.exemplar_size) // self.total_stride + 1 + 8
+        return self.geometry().score_size
 
 
 def ablation_config(variant: Literal["resnet34", "gradient", "sk", "full"],
