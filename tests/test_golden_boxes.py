@@ -1,0 +1,60 @@
+"""The shipped trackers give the same boxes as the recorded reference (``tests/data/golden_boxes.json``,
+recorded at 0f8b567, before the tracker plumbing was shared; see ``tests/data/make_golden_boxes.py`` for how
+to regenerate it).  Default settings, shipped weights, CPU, fp32, one thread (as recorded), so the boxes
+must agree to 1e-3 px; the real sequence is skipped where ``../shared`` is absent."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+DATA = Path(__file__).resolve().parent / "data"
+_spec = importlib.util.spec_from_file_location("make_golden_boxes", DATA / "make_golden_boxes.py")
+golden = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(golden)
+EXPECTED = json.loads(golden.GOLDEN.read_text())
+TOL = 1e-3  # px
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return golden.demo_sequence()
+
+
+@pytest.fixture(scope="module")
+def real(shared_dir):
+    seq = golden.real_sequence(shared_dir)
+    if seq is None:
+        pytest.skip(f"needs {golden.REAL_SEQUENCE} in {shared_dir}/data/sequences")
+    return seq
+
+
+def check(name: str, key: str, frames, box) -> None:
+    expected = np.asarray(EXPECTED["boxes"][f"{name}/{key}"])
+    assert len(frames) == EXPECTED["num_frames"] and expected.shape == (len(frames) - 1, 4)
+    got = golden.track(name, frames, box)
+    err = np.abs(got - expected).max(1)
+    bad = np.flatnonzero(err > TOL)
+    assert not len(bad), f"{name} on {key}: first differing frame {bad[0] + 1} (max error {err.max():.4g} px)"
+
+
+@pytest.mark.parametrize("name", golden.TRACKERS)
+def test_golden_boxes_demo(name, demo, one_thread):
+    check(name, "demo", *demo)
+
+
+@pytest.mark.parametrize("name", golden.TRACKERS)
+def test_golden_boxes_real(name, real, one_thread):
+    check(name, "real", *real)
