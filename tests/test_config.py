@@ -126,7 +126,7 @@ def test_model_configs_round_trip_through_yaml(cls, tmp_path):
 def test_model_config_validation_and_unknown_nested_key():
     with pytest.raises(ConfigError, match="even"):
         from_dict(GradNetConfig, {"template": {"channels": [96, 255, 384, 384, 256]}})
-    with pytest.raises(ConfigError, match=r"GradNetConfig\.siamfc\.backbone: unknown key\(s\) \['chanels'\]"):
+    with pytest.raises(ConfigError, match=r"GradNetConfig\.siamfc\.backbone \(alexnet\): unknown key\(s\) \['chanels'\]"):
         from_dict(GradNetConfig, {"siamfc": {"backbone": {"chanels": [1, 2, 3, 4, 5]}}})
 
 

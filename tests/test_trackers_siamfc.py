@@ -331,7 +331,7 @@ def test_checkpoint_round_trip(tmp_path, seq):
     path = save_model(tmp_path / "siamfc_tiny.pt", "siamfc", model)
     tracker = gradtrack.build_tracker("siamfc", weights=path, device="cpu")
     assert tracker.weights_source == str(path) and not tracker.untrained
-    assert tracker.model.cfg.backbone.channels == TINY.channels
+    assert tuple(tracker.model.cfg.backbone["channels"]) == TINY.channels
     for (k, v), (k2, v2) in zip(model.state_dict().items(), tracker.model.state_dict().items()):
         assert k == k2 and torch.equal(v, v2)
     direct = SiamFCTracker(model, device="cpu")

@@ -3,6 +3,11 @@
 Every component has a dataclass config.  ``from_dict`` builds one from plain data and refuses unknown
 keys (with the list of known ones) and values of the wrong type; ``to_dict`` returns plain data that can
 be stored in YAML or embedded in a checkpoint.  There is no global configuration object.
+
+Composition: a YAML file may name ``base: other.yaml`` (relative to its own folder; a base may have a
+base, a cycle is an error).  :func:`load_yaml` returns the base's data deep-merged with the file's own
+keys (mappings merge key by key, anything else replaces), so a file states only what differs; the result
+is then checked as strictly as a single file.  A key given twice in one mapping is an error.
 """
 from __future__ import annotations
 
@@ -98,6 +103,8 @@ def from_dict(cls: type[T], data: dict | None, where: str | None = None) -> T:
         obj = cls(**kwargs)
     except TypeError as exc:  # missing required fields
         raise ConfigError(f"{where}: {exc}") from None
+    except ConfigError as exc:  # raised while normalising a nested field (e.g. a backbone spec)
+        raise ConfigError(f"{where}.{exc}") from None
     validate = getattr(obj, "validate", None)
     if callable(validate):
         try:
@@ -118,12 +125,37 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-def load_yaml(path: str | Path) -> dict:
-    path = Path(path)
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping."""
+
+
+def _mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict:
+    loader.flatten_mapping(node)
+    out = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in out:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        out[key] = loader.construct_object(value_node, deep=True)
+    return out
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def merge(base: dict, over: dict) -> dict:
+    """``over`` deep-merged onto ``base`` (mappings key by key; any other value replaces)."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_StrictLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if data is None:
@@ -131,6 +163,21 @@ def load_yaml(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
     return data
+
+
+def load_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
+    """The mapping in ``path`` with its ``base`` chain composed (module docstring)."""
+    path = Path(path)
+    key = path.resolve()
+    if key in _chain:
+        raise ConfigError(f"{path}: base files form a cycle: {' -> '.join(str(p) for p in (*_chain, key))}")
+    data = _read_yaml(path)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: base must be a file name, got {base!r}")
+    return merge(load_yaml(path.parent / base, (*_chain, key)), data)
 
 
 def from_yaml(cls: type[T], path: str | Path) -> T:

@@ -17,6 +17,20 @@ class AlexNetConfig:
     channels: tuple[int, int, int, int, int] = (96, 256, 384, 384, 256)
     bn_eps: float = 1e-5
     bn_momentum: float = 0.05
+    init: str = ""  # a state dict file in this module's keys (see models.backbones.init_backbone)
+
+    @property
+    def stride(self) -> int:
+        return 8
+
+    @property
+    def out_channels(self) -> int:
+        return self.channels[4]
+
+    @staticmethod
+    def feature_size(size: int) -> int:
+        """VALID convolutions: receptive field 87, stride 8 (127 -> 6, 255 -> 22)."""
+        return (size - 87) // 8 + 1
 
     def validate(self) -> None:
         c = self.channels
@@ -46,6 +60,10 @@ class AlexNet(nn.Module):
             nn.Conv2d(c4, c5, 3, 1, groups=2),
         )
         self.reset_parameters()
+
+    @property
+    def stride(self) -> int:
+        return 8
 
     @property
     def f2_channels(self) -> int:

@@ -3,8 +3,10 @@
 * ``siamfc``: the search branch (a trained SiamFC, frozen while GradNet trains).  Its backbone embeds
   search crops; applied to the exemplar it also gives the fixed SiamFC template used by the
   ``official`` fusion.
-* ``template``: a separate AlexNet for the template branch.  ``template.stem`` gives the shallow
-  feature ``f2`` (conv2 + pool2, ``256 x 12 x 12``); ``template.head`` is U1 (conv3..conv5).
+* ``template``: a separate backbone of the same kind for the template branch (``template: {}`` = the
+  search branch's spec).  ``template.stem`` gives the shallow feature ``f2`` (AlexNet: conv2 + pool2,
+  ``256 x 12 x 12``; EfficientNet-Lite: the end of the stride-8 stage); ``template.head`` followed by the
+  template neck is U1 (AlexNet: conv3..conv5).
 * ``u2``: 3x3 conv + BN + tanh applied to the scaled gradient ``dL/df2``.
 * the update: ``L = balanced_logistic(adjust(xcorr(U1(f2), phi(x))), centred label)``,
   ``g = dL/df2`` (autograd; ``create_graph=True`` in training for second-order gradients),
@@ -18,16 +20,18 @@ import torch
 import torch.nn as nn
 
 from ..geometry.scoremap import ScoreMapGeometry
-from .alexnet import AlexNet, AlexNetConfig
+from typing import Any
+
+from .backbones import build_backbone, normalize_spec
 from .labels import balanced_logistic_loss
-from .siamfc import SiamFC, SiamFCConfig
+from .siamfc import SiamFC, SiamFCConfig, center_crop, make_neck
 from .xcorr import ResponseAdjust, xcorr
 
 
 @dataclass
 class GradNetConfig:
     siamfc: SiamFCConfig = field(default_factory=SiamFCConfig)
-    template: AlexNetConfig = field(default_factory=AlexNetConfig)
+    template: dict[str, Any] = field(default_factory=dict)  # backbone spec; {} = the same as siamfc.backbone
     # Gradient multiplier before U2.  The official code multiplies by 1e4 on a loss that is additionally
     # divided by H*W (225 in training); our loss is not (see labels.balanced_logistic_loss), so the
     # equivalent constant is 1e4 / 225 ~= 44.
@@ -37,6 +41,18 @@ class GradNetConfig:
     shared_u1: bool = True  # False = the paper's "w 2U" ablation: the initial template uses its own U1
     # False = the paper's "w/o MG" ablation: no gradient step; the template is U1(f2(z)) (trackers skip the update)
     use_gradient: bool = True
+
+    def template_spec(self) -> dict:
+        """The template branch's backbone spec: ``template`` over the search branch's spec (same name)."""
+        search = normalize_spec(self.siamfc.backbone, "alexnet", "siamfc.backbone")
+        own = normalize_spec(self.template, search["name"], "template") if not isinstance(self.template, dict) \
+            else dict(self.template)
+        if own.get("name", search["name"]) != search["name"]:
+            return normalize_spec(own, search["name"], "template")
+        return normalize_spec({**search, **own}, search["name"], "template")
+
+    def __post_init__(self) -> None:
+        self.template = self.template_spec()
 
     def geometry(self) -> ScoreMapGeometry:
         g = self.siamfc.geometry()
@@ -63,13 +79,17 @@ class GradNet(nn.Module):
         super().__init__()
         self.cfg = cfg = cfg or GradNetConfig()
         self.siamfc = SiamFC(cfg.siamfc)
-        self.template = AlexNet(cfg.template)
-        if self.template.out_channels != self.siamfc.backbone.out_channels:
+        self.template = build_backbone(cfg.template_spec())
+        self.template_neck = make_neck(self.template.out_channels, cfg.siamfc.neck_channels)
+        if cfg.siamfc.neck_channels == 0 and self.template.out_channels != self.siamfc.backbone.out_channels:
             raise ValueError("template and search branches must output the same number of channels")
         self.u2 = GradientUpdate(self.template.f2_channels, cfg.u2_kernel, cfg.grad_scale)
         self.adjust = ResponseAdjust(cfg.siamfc.adjust_scale, cfg.siamfc.adjust_learn_scale)
         # "w 2U" ablation: a second U1 for the initial template (the gradient is taken through it)
-        self.u1_init = None if cfg.shared_u1 else AlexNet(cfg.template).head
+        self.u1_init = None
+        if not cfg.shared_u1:
+            self.u1_init = nn.Sequential(build_backbone(cfg.template_spec()).head,
+                                         make_neck(self.template.out_channels, cfg.siamfc.neck_channels))
 
     # -- building blocks -------------------------------------------------------------------------
     def search_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -79,10 +99,14 @@ class GradNet(nn.Module):
         return self.template.stem(z)
 
     def u1(self, f2: torch.Tensor) -> torch.Tensor:
-        return self.template.head(f2)
+        return self.template_neck(self.template.head(f2))
+
+    def u1_initial(self, f2: torch.Tensor) -> torch.Tensor:
+        """The U1 of the initial template (its own in the "w 2U" ablation)."""
+        return self.u1_init(f2) if self.u1_init is not None else self.u1(f2)
 
     def score(self, template: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
-        return self.adjust(xcorr(template, xf))
+        return self.adjust(xcorr(center_crop(template, self.cfg.siamfc.template_crop), xf))
 
     def gradient(self, f2: torch.Tensor, xf: torch.Tensor, label: torch.Tensor, weight: torch.Tensor,
                  create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,8 +116,7 @@ class GradNet(nn.Module):
         """
         with torch.enable_grad():
             leaf = f2 if (create_graph and f2.requires_grad) else f2.detach().requires_grad_(True)
-            head = self.u1_init if self.u1_init is not None else self.template.head
-            loss = balanced_logistic_loss(self.score(head(leaf), xf), label, weight)
+            loss = balanced_logistic_loss(self.score(self.u1_initial(leaf), xf), label, weight)
             (g,) = torch.autograd.grad(loss, leaf, create_graph=create_graph)
         return g, loss
 

@@ -36,6 +36,22 @@ class ResNetConfig:
     layer3_dilation: int = 2
     bn_eps: float = 1e-5
     bn_momentum: float = 0.1
+    init: str = ""  # torchvision-layout ImageNet ResNet-34 state dict file (models.backbones.init_backbone)
+
+    @property
+    def stride(self) -> int:
+        return 8
+
+    @property
+    def out_channels(self) -> int:
+        return self.channels[3]
+
+    @staticmethod
+    def feature_size(size: int) -> int:
+        """conv1 (7, s2, no pad), maxpool (3, s2, pad 1), layer2 (3, s2, no pad): 127 -> 15, 255 -> 31."""
+        s = (size - 7) // 2 + 1
+        s = (s - 1) // 2 + 1
+        return (s - 3) // 2 + 1
 
     def validate(self) -> None:
         if any(c <= 0 for c in self.channels) or any(b <= 0 for b in self.blocks):

@@ -25,7 +25,7 @@ weights).  The model keeps no per-sequence state.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn as nn
@@ -34,7 +34,8 @@ from ..geometry.scoremap import ScoreMapGeometry
 from .gradnet import GradientUpdate
 from .heads import BoxHead, DepthwiseXCorr, Refine, decode_ltrb, mask_at
 from .labels import balanced_logistic_loss, centered_label
-from .resnet import ResNetAtrous, ResNetConfig
+from .backbones import BACKBONES, backbone_config, build_backbone, normalize_spec
+from .resnet import ResNetConfig
 from .sknet import SKConv, SKUnit
 
 _IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
@@ -50,7 +51,7 @@ class SKConfig:
 
 @dataclass
 class SiamMLGConfig:
-    backbone: ResNetConfig = field(default_factory=ResNetConfig)
+    backbone: dict[str, Any] = field(default_factory=dict)  # backbone spec (models.backbones), default resnet34
     neck_channels: int = 256
     head_hidden: int = 256
     template_crop: int = 7  # centre crop of the template feature (after SK)
@@ -70,10 +71,20 @@ class SiamMLGConfig:
     instance_size: int = 255
     total_stride: int = 8
 
+    def __post_init__(self) -> None:
+        self.backbone = normalize_spec(self.backbone, "resnet34", "backbone")
+
+    def backbone_config(self) -> ResNetConfig:
+        name, cfg = backbone_config(self.backbone, "resnet34")
+        if not BACKBONES.get(name).pyramid:
+            raise ValueError(f"SiamMLG needs a feature-pyramid backbone (resnet34), got {name}")
+        return cfg
+
     def validate(self) -> None:
+        bcfg = self.backbone_config()
         if self.template_crop <= 2:
             raise ValueError(f"template_crop must be > 2 (the heads' 3x3 conv), got {self.template_crop}")
-        sk_channels = {"neck": self.neck_channels, "layer3": self.backbone.channels[3]}.get(self.sk)
+        sk_channels = {"neck": self.neck_channels, "layer3": bcfg.channels[3]}.get(self.sk)
         if sk_channels is not None and sk_channels % min(self.sk_cfg.groups, sk_channels):
             raise ValueError(f"the SK channels ({sk_channels}) must be divisible by sk_cfg.groups ({self.sk_cfg.groups})")
 
@@ -107,8 +118,8 @@ class SiamMLG(nn.Module):
         if cfg.sk == "layer3":
             def sk_factory(c: int, d: int) -> nn.Module:
                 return SKConv(c, 2, sc.groups, sc.reduction, sc.min_dim, dilation=d)
-        self.backbone = ResNetAtrous(cfg.backbone, sk_factory)
-        c0, c1, c2, c3 = cfg.backbone.channels
+        self.backbone = build_backbone(cfg.backbone, "resnet34", sk_factory=sk_factory)
+        c0, c1, c2, c3 = self.backbone.channels
         self.neck = nn.Sequential(nn.Conv2d(c3, cfg.neck_channels, 1, bias=False), nn.BatchNorm2d(cfg.neck_channels))
         self.sk = SKUnit(cfg.neck_channels, sc.groups, sc.reduction, sc.min_dim) if cfg.sk == "neck" else nn.Identity()
         self.score_head = DepthwiseXCorr(cfg.neck_channels, cfg.head_hidden, 1)
