@@ -100,11 +100,18 @@ def _print_scores(scores: dict, out=None) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from . import results as R
-    from .runner import TrackerSpec, run_benchmark
+    from .runner import BenchmarkError, ResumeError, TrackerSpec, run_benchmark
     from .scoring import score_results, to_jsonable
 
     if args.workers < 1:
         raise _usage_error(f"--workers must be >= 1, got {args.workers}")
+    results = Path(args.results)
+    if results.exists() and not results.is_dir():
+        raise _usage_error(f"--results {results} is a file; give a folder (it is created if missing)")
+    try:
+        results.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _usage_error(f"cannot create the results folder {results}: {exc.strerror or exc}") from None
     spec = _dataset_spec(args.dataset, args.root, args.split)
     ds = _open(spec)
     protocol = args.protocol or {"vot": "vot", "got10k": "got10k"}.get(args.dataset, "ope")
@@ -123,9 +130,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise _usage_error(f"weights not found: {args.weights}")
     tracker = TrackerSpec(args.tracker, weights=args.weights, device=args.device, label=args.label,
                           overrides=parse_overrides(args.overrides))
-    status = run_benchmark(tracker, spec, args.results, protocol=protocol,
-                           workers=args.workers, sequences=names, repetitions=args.repetitions, seed=args.seed,
-                           progress=not args.quiet)
+    try:
+        status = run_benchmark(tracker, spec, args.results, protocol=protocol, workers=args.workers,
+                               sequences=names, repetitions=args.repetitions, seed=args.seed,
+                               progress=not args.quiet, redo=args.redo)
+    except (ResumeError, ValueError) as exc:
+        raise _usage_error(str(exc)) from None
+    except BenchmarkError as exc:  # one line per failed sequence; the other sequences' results are written
+        for line in str(exc).splitlines():
+            print(f"gradtrack eval: error: {line}", file=sys.stderr)
+        return 2
     ran = sum(v != "skipped" for v in status.values())
     print(f"{tracker.folder}: {ran} sequence(s) run, {len(status) - ran} skipped (valid results) -> "
           f"{Path(args.results) / tracker.folder}")
@@ -166,9 +180,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise _usage_error("give both --dataset and --root (or neither, to use the run_info.json of the results)")
     else:
         info_path = root / trackers[0] / "run_info.json"
-        info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-        ds_info = info.get("dataset")
-        if not isinstance(ds_info, dict) or not ds_info.get("root"):
+        try:
+            info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+        except (OSError, ValueError) as exc:  # unreadable, not UTF-8, not JSON
+            raise _usage_error(f"{info_path} is unreadable or not valid JSON ({exc}); pass --dataset and --root") from None
+        ds_info = info.get("dataset") if isinstance(info, dict) else None
+        if not isinstance(ds_info, dict) or not ds_info.get("root") or not isinstance(ds_info.get("name"), str):
             raise _usage_error(f"no dataset recorded in {info_path}; pass --dataset and --root for the ground truth")
         from .runner import DatasetSpec
 
@@ -225,6 +242,9 @@ def register_cli(subparsers) -> None:
     p.add_argument("--zip", default=None, metavar="FILE.zip", help="GOT-10k: also write a submission zip")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the scores as JSON")
     p.add_argument("--no-score", action="store_true", help="only run, do not score")
+    p.add_argument("--redo", action="store_true",
+                   help="replace valid results made with other settings (tracker, weights, --set, seed); "
+                        "without it such a folder is refused")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_eval)
 

@@ -8,6 +8,7 @@ Layout under a results folder ``DIR`` (one sub-folder per tracker label)::
              DIR/<tracker>/<seq>/<seq>_time.txt            one line per frame, one column per repetition
     VOT      DIR/<tracker>/baseline/<seq>/<seq>_001.txt    VOT result format (see below), one per repetition
              DIR/<tracker>/baseline/<seq>/<seq>_time.txt   one line per frame, one column per repetition
+    all      DIR/<tracker>/.fingerprints/<seq>.json        tracker, weights hash and settings of the results
 
 **Boxes in gradtrack result files are 0-based** (``x, y`` of the top-left corner in gradtrack's continuous
 pixel coordinates), unlike OTB's 1-based MATLAB ground-truth files.  Use :func:`export_one_based` to write
@@ -19,6 +20,7 @@ VOT result format: one line per frame; ``1`` = (re-)initialisation, ``2`` = fail
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -41,8 +43,13 @@ __all__ = [
     "read_times",
     "write_vot_run",
     "read_vot_run",
+    "box_file_problem",
     "valid_box_file",
+    "vot_file_problem",
     "valid_vot_file",
+    "fingerprint_path",
+    "write_fingerprint",
+    "read_fingerprint",
     "export_one_based",
     "got10k_submission_zip",
     "detect_protocol",
@@ -206,21 +213,57 @@ def read_vot_run(path, n_frames: int | None = None) -> tuple[list, np.ndarray]:
     return regions, np.asarray(flags, dtype=np.int64)
 
 
-def valid_box_file(path, n_frames: int) -> bool:
-    """True when ``path`` exists, parses and has exactly ``n_frames`` lines (a resumable run skips it)."""
+def box_file_problem(path, n_frames: int) -> str | None:
+    """Why ``path`` is not a complete result of ``n_frames`` frames (missing, unparseable, wrong number of
+    lines, or no finite box of positive size in frame 0, which the runner always writes as the initial box:
+    an all-NaN file is not a result), or ``None`` when it is one."""
     try:
-        read_boxes(path, n_frames)
-        return True
-    except ResultFileError:
-        return False
+        b = read_boxes(path, n_frames)
+    except ResultFileError as exc:
+        return str(exc)
+    if n_frames and not (np.isfinite(b[0]).all() and (b[0, 2:] > 0).all()):
+        return f"{path}: frame 0 holds {b[0].tolist()}, not the initial box (NaN or empty)"
+    return None
+
+
+def valid_box_file(path, n_frames: int) -> bool:
+    """True when :func:`box_file_problem` finds nothing wrong (a resumable run skips the file)."""
+    return box_file_problem(path, n_frames) is None
+
+
+def vot_file_problem(path, n_frames: int) -> str | None:
+    """Like :func:`box_file_problem` for a VOT result file: frame 0 must be the initialisation label ``1``."""
+    try:
+        _, flags = read_vot_run(path, n_frames)
+    except ResultFileError as exc:
+        return str(exc)
+    if not len(flags) or flags[0] != VOT_INIT:
+        return f"{path}: does not start with the initialisation label {VOT_INIT}"
+    return None
 
 
 def valid_vot_file(path, n_frames: int) -> bool:
+    return vot_file_problem(path, n_frames) is None
+
+
+# ----------------------------------------------------------------------------------------------- fingerprints
+def fingerprint_path(root, tracker: str, seq: str) -> Path:
+    """``DIR/<tracker>/.fingerprints/<seq>.json``: the settings that made a sequence's results (written by the
+    runner before the result files, so a result is never newer than its fingerprint)."""
+    return Path(root) / tracker / ".fingerprints" / f"{seq}.json"
+
+
+def write_fingerprint(root, tracker: str, seq: str, fingerprint: dict) -> None:
+    _atomic_write(fingerprint_path(root, tracker, seq), json.dumps(fingerprint, sort_keys=True, default=str) + "\n")
+
+
+def read_fingerprint(root, tracker: str, seq: str) -> dict | None:
+    """The stored fingerprint, or ``None`` if there is none or it cannot be read (both mean: unknown settings)."""
     try:
-        _, flags = read_vot_run(path, n_frames)
-        return len(flags) > 0 and flags[0] == VOT_INIT
-    except ResultFileError:
-        return False
+        fp = json.loads(fingerprint_path(root, tracker, seq).read_text())
+    except (OSError, ValueError):
+        return None
+    return fp if isinstance(fp, dict) else None
 
 
 # ----------------------------------------------------------------------------------------------- export
@@ -247,8 +290,8 @@ def got10k_submission_zip(root, tracker: str, out_zip, sequences=None) -> Path:
     import zipfile
 
     base = Path(root) / tracker
-    names = sorted(p.name for p in base.iterdir() if p.is_dir() and p.name != "times") if sequences is None \
-        else list(sequences)
+    names = list(sequences) if sequences is not None else sorted(
+        p.name for p in base.iterdir() if p.is_dir() and p.name != "times" and not p.name.startswith("."))
     if not names:
         raise ResultFileError(f"no GOT-10k sequence folders under {base}")
     out = Path(out_zip)
@@ -275,7 +318,7 @@ def detect_protocol(root, tracker: str) -> str:
     if (d / "baseline").is_dir():
         return "vot"
     for sub in d.iterdir() if d.is_dir() else ():
-        if sub.is_dir() and sub.name != "times" and (sub / f"{sub.name}_001.txt").is_file():
+        if sub.is_dir() and sub.name not in ("times", ".fingerprints") and (sub / f"{sub.name}_001.txt").is_file():
             return "got10k"
     return "ope"
 

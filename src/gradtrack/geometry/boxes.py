@@ -9,6 +9,9 @@ All functions accept a single box of shape ``(4,)`` or an array ``(N, 4)`` and a
 """
 from __future__ import annotations
 
+import numbers
+import re
+
 import numpy as np
 
 
@@ -119,32 +122,89 @@ def clip_box(box, image_size) -> np.ndarray:
     return xyxy_to_xywh(np.stack([x1, y1, x2, y2], -1))
 
 
-def validate_box(box, image_size=None, *, min_size: float = 1.0, name: str = "box") -> np.ndarray:
-    """Check one box and return it as a float array, or raise :class:`BoxError` naming the problem.
+#: No box coordinate or side may exceed this many pixels (larger finite values are refused, not cropped).
+MAX_BOX_COORD = 1e6
+#: With an image size, no box side may exceed this multiple of the image's width / height.
+MAX_BOX_IMAGE_RATIO = 10.0
 
-    Rules: four finite numbers; width and height >= ``min_size``; if ``image_size=(W, H)`` is given the
-    box must overlap the image by at least one pixel in each direction.
-    """
+
+def _short(x) -> str:
     try:
-        b = np.asarray(box, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError):
-        raise BoxError(f"{name} must be 4 numbers x,y,w,h, got {box!r}") from None
-    if b.shape != (4,):
-        raise BoxError(f"{name} must be 4 numbers x,y,w,h, got {b.size} value(s)")
+        r = repr(x)
+    except Exception:  # noqa: BLE001 - e.g. an int too long for str()
+        r = f"<{type(x).__name__}>"
+    return r if len(r) <= 80 else r[:77] + "..."
+
+
+def _box_values(box, name: str) -> list:
+    """The four elements of ``box`` (a sequence, 1-D array or tensor), or :class:`BoxError` for any other shape."""
+    if hasattr(box, "detach") and hasattr(box, "cpu"):  # a torch tensor (requires_grad or not): a detached copy
+        box = box.detach().cpu().numpy()
+    if isinstance(box, (str, bytes)):
+        raise BoxError(f"{name} must be 4 numbers x,y,w,h, got the string {_short(box)} (use parse_box for text)")
+    if isinstance(box, np.ma.MaskedArray) and np.ma.getmaskarray(box).any():
+        raise BoxError(f"{name} is a masked array with masked values: {_short(box)}")
+    if isinstance(box, (list, tuple)):
+        values = list(box)
+    else:
+        arr = np.asarray(box)
+        if arr.ndim != 1:
+            raise BoxError(f"{name} must be 4 numbers x,y,w,h (shape (4,)), got an array of shape {arr.shape}")
+        if arr.dtype.kind not in "iufO":
+            raise BoxError(f"{name} must be 4 real numbers x,y,w,h, got dtype {arr.dtype}: {_short(box)}")
+        values = list(arr)
+    if len(values) != 4:
+        raise BoxError(f"{name} must be 4 numbers x,y,w,h, got {len(values)} value(s)")
+    return values
+
+
+def _box_number(v, name: str, box) -> float:
+    if isinstance(v, np.ndarray) and v.ndim == 0 or hasattr(v, "detach") and getattr(v, "ndim", 1) == 0:
+        v = v.item()
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+        what = f"shape {np.shape(v)} element" if np.ndim(v) else type(v).__name__
+        raise BoxError(f"{name} must be 4 real numbers x,y,w,h, got a {what} ({_short(v)}) in {_short(box)}")
+    try:
+        return float(v)
+    except OverflowError:
+        raise BoxError(f"{name}: value {_short(v)} is too large for a float (limit {MAX_BOX_COORD:g} pixels)") from None
+
+
+def validate_box(box, image_size=None, *, min_size: float = 1.0, name: str = "box") -> np.ndarray:
+    """Check one box and return it as a float array of shape ``(4,)``, or raise :class:`BoxError` naming the
+    problem.
+
+    Rules: exactly four real numbers as a list/tuple, a 1-D array or a 1-D torch tensor (detached) -- not a
+    2x2 / 4x1 / 1x4 array, strings, complex numbers or bools; all finite and at most ``MAX_BOX_COORD``
+    (1e6) pixels in absolute value; width and height >= ``min_size``; if ``image_size=(W, H)`` is given,
+    width <= ``MAX_BOX_IMAGE_RATIO`` (10) x W and height <= 10 x H, and the box overlaps the image by at
+    least one pixel in each direction (a box narrower than one pixel must lie inside the image).
+    """
+    b = np.array([_box_number(v, name, box) for v in _box_values(box, name)], dtype=np.float64)
     if not np.all(np.isfinite(b)):
         raise BoxError(f"{name} {b.tolist()} contains NaN or infinity")
+    if np.abs(b).max() > MAX_BOX_COORD:
+        raise BoxError(f"{name} {b.tolist()} has a value beyond {MAX_BOX_COORD:g} pixels")
     if b[2] < min_size or b[3] < min_size:
         raise BoxError(f"{name} {b.tolist()} has width/height below {min_size} pixel(s)")
     if image_size is not None:
-        w_img, h_img = image_size
-        if b[0] + b[2] <= 0 or b[1] + b[3] <= 0 or b[0] >= w_img or b[1] >= h_img:
-            raise BoxError(f"{name} {b.tolist()} lies outside the {w_img}x{h_img} image")
+        w_img, h_img = (float(v) for v in image_size)
+        if b[2] > MAX_BOX_IMAGE_RATIO * w_img or b[3] > MAX_BOX_IMAGE_RATIO * h_img:
+            raise BoxError(f"{name} {b.tolist()} is more than {MAX_BOX_IMAGE_RATIO:g} times the size of the "
+                           f"{w_img:g}x{h_img:g} image")
+        ox = min(b[0] + b[2], w_img) - max(b[0], 0.0)
+        oy = min(b[1] + b[3], h_img) - max(b[1], 0.0)
+        if ox < min(1.0, b[2]) or oy < min(1.0, b[3]):
+            raise BoxError(f"{name} {b.tolist()} lies outside the {w_img:g}x{h_img:g} image "
+                           f"(overlap {max(ox, 0):g} x {max(oy, 0):g} px; at least 1 px needed in each direction)")
     return b
 
 
 def parse_box(text: str) -> np.ndarray:
-    """Parse ``"x,y,w,h"`` (commas, spaces or tabs) into a float box; raises :class:`BoxError`."""
-    parts = [p for p in text.replace("\t", ",").replace(" ", ",").split(",") if p]
+    """Parse ``"x,y,w,h"`` (commas, semicolons, spaces or tabs) into a float box; raises :class:`BoxError`."""
+    if not isinstance(text, str):
+        raise BoxError(f"parse_box takes a string 'x,y,w,h', got {type(text).__name__}")
+    parts = [p for p in re.split(r"[,;\s]+", text) if p]
     try:
         values = [float(p) for p in parts]
     except ValueError:

@@ -1,7 +1,8 @@
 """The generic "video + boxes" dataset: every folder under ``root`` (at any depth) that holds
 ``groundtruth.txt`` and either a video file (``video.mp4`` preferred, else the only video there) or image
 frames (in the folder itself or in ``img/``).  Sequences are named by their path relative to ``root``
-(``otb/Crossing``).
+(``otb/Crossing``).  Symlinked folders are followed; what cannot be used (broken or looping symlinks,
+unreadable folders) is listed in ``FolderDataset.skipped`` and reported in one warning.
 
 ``groundtruth.txt`` holds one ``x,y,w,h`` per frame (commas, tabs or spaces; ``nan`` rows for absent
 targets).  An optional ``meta.json`` is read into ``Sequence.meta``: its ``frames`` count must match the
@@ -16,6 +17,8 @@ the file given as ``splits=``, else ``root/splits.json``, else ``root/../splits.
 from __future__ import annotations
 
 import json
+import os
+import warnings
 from pathlib import Path
 
 from gradtrack.io.frames import ImageFolderFrames, natural_key
@@ -48,6 +51,34 @@ def read_split(path: Path, split: str) -> list[str]:
     return names
 
 
+def _sequence_folders(root: Path, skipped: list) -> list[Path]:
+    """Folders under ``root`` (``root`` included) holding ``groundtruth.txt``, in natural order of their paths.
+
+    Symlinked folders are followed (a folder reached twice through links is scanned once); hidden folders
+    are ignored.  Broken symlinks, symlink loops and unreadable folders are appended to ``skipped`` as
+    ``(path, reason)``."""
+    found, seen = [], set()
+
+    def onerror(exc: OSError) -> None:
+        skipped.append((str(exc.filename), f"unreadable: {exc.strerror or exc}"))
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=onerror):
+        here = Path(dirpath)
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            skipped.append((dirpath, f"a symlink to {real}, which is already scanned (a loop or a duplicate)"))
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for f in filenames:
+            if os.path.islink(here / f) and not (here / f).exists():
+                skipped.append((str(here / f), f"broken symlink to {os.readlink(here / f)}"))
+        if "groundtruth.txt" in filenames and (here / "groundtruth.txt").is_file():
+            found.append(here)
+    return sorted(found, key=lambda p: natural_key(p.relative_to(root).as_posix()))
+
+
 class FolderDataset(SequenceDataset):
     dataset = "folder"
 
@@ -58,10 +89,9 @@ class FolderDataset(SequenceDataset):
             raise ValueError(f"one_based must be True, False or 'auto', got {one_based!r}")
         self.one_based = one_based
         self._sources: dict[str, tuple[str, Path]] = {}
-        for gt in sorted(root.rglob("groundtruth.txt"), key=lambda p: natural_key(p.parent.as_posix())):
-            folder = gt.parent
-            if any(part.startswith(".") for part in folder.relative_to(root).parts):
-                continue
+        #: ``(path, reason)`` of what the scan could not use (broken or looping symlinks, unreadable folders)
+        self.skipped: list[tuple[str, str]] = []
+        for folder in _sequence_folders(root, self.skipped):
             name = folder.relative_to(root).as_posix() if folder != root else folder.name
             videos = list_videos(folder)
             preferred = [v for v in videos if v.stem == "video"]
@@ -83,6 +113,10 @@ class FolderDataset(SequenceDataset):
                 raise DatasetError(
                     f"folder dataset: {folder} has groundtruth.txt but no video and no images ({listing(folder)})"
                 )
+        if self.skipped:
+            shown = "; ".join(f"{p} ({why})" for p, why in self.skipped[:5])
+            more = f"; and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
+            warnings.warn(f"folder dataset {root}: skipped {len(self.skipped)} path(s): {shown}{more}", stacklevel=2)
         if not self._sources:
             raise DatasetError(f"folder dataset: no sequence folders under {root} ({describe(root)}); expected {expected}")
         names = list(self._sources)
