@@ -359,7 +359,7 @@ def test_tracker_state_reset_and_determinism():
     other, oboxes = moving_rectangle(4, size=(120, 150))
     run(tracker, other[::-1], oboxes[-1])
     again = run(tracker, frames, boxes[0])
-    assert tracker.frame == len(frames) - 1 and len(tracker.buffer) <= tracker.cfg.buffer_size
+    assert tracker.frame == len(frames) - 1 and len(tracker.schedule.samples) <= tracker.cfg.buffer_size
     for a, b in zip(first, again):
         assert np.array_equal(a.box, b.box) and np.array_equal(a.mask, b.mask)
 
@@ -368,7 +368,7 @@ def test_tracker_without_gradient_update():
     tracker = build_tracker("siammlg", weights="random", device="cpu", model={**SLIM, "gradient_update": False})
     frames, boxes = moving_rectangle(6)
     results = run(tracker, frames, boxes[0])
-    assert not any(r.extra["updated"] for r in results) and not tracker.buffer
+    assert not any(r.extra["updated"] for r in results) and not tracker.schedule.samples
 
 
 def test_tracker_weights_errors(monkeypatch, tmp_path):

@@ -59,8 +59,8 @@ def tracker(fusion="official", step=STEP, features=None, cls=GradNetTracker, **c
 
 
 class FlippedGradNet(GradNetTracker):
-    def _displacement(self, r, n_response, crop_side):
-        return -super()._displacement(r, n_response, crop_side)
+    def _displacement(self, r, crop_side):
+        return -super()._displacement(r, crop_side)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_follows_target(fusion, seed):
     assert ious[1:].mean() > 0.65, ious.round(2)
     assert ious[-5:].min() > 0.45, ious.round(2)
     # init update, frame-0 periodic update, frames 5, 10, ..., 35, plus any rescue
-    assert t.state.updates == 2 + 7 + t.state.rescues
+    assert t.state.updates == 2 + 7 + t.state.schedule.rescues
 
 
 @pytest.mark.parametrize("fusion", ["official", "paper"])
@@ -117,7 +117,7 @@ def test_init_template_is_gradient_updated_twice_and_lowers_loss(seq):
     t.init(frames[0], boxes[0])
     m = t.model
     z = torch.from_numpy(t._exemplar_crop(frames[0], t.state.target)).permute(0, 3, 1, 2).float()
-    xf0 = t.state.samples[0].features
+    xf0 = t.state.schedule.samples[0].features
     f2 = m.f2(z)
     label, weight = centered_label(17, 2.0)
     g0, loss0 = m.gradient(f2, xf0, label, weight)
@@ -136,7 +136,7 @@ def test_init_template_is_gradient_updated_twice_and_lowers_loss(seq):
     t2 = tracker("official", init_periodic_update=False)
     t2.init(frames[0], boxes[0])
     torch.testing.assert_close(t2.state.hid, h1)
-    assert len(t.state.samples) == 1 and t.state.samples[0].score == 0.0 and t.state.samples[0].frame == 0
+    assert len(t.state.schedule.samples) == 1 and t.state.schedule.samples[0].score == 0.0 and t.state.schedule.samples[0].frame == 0
 
 
 def test_ascent_u2_raises_loss(seq):
@@ -144,7 +144,7 @@ def test_ascent_u2_raises_loss(seq):
     frames, boxes = seq
     t = tracker("official", step=-STEP, init_periodic_update=False)
     t.init(frames[0], boxes[0])
-    m, xf0 = t.model, t.state.samples[0].features
+    m, xf0 = t.model, t.state.schedule.samples[0].features
     z = torch.from_numpy(t._exemplar_crop(frames[0], t.state.target)).permute(0, 3, 1, 2).float()
     assert _loss(m, t.state.hid, xf0) > _loss(m, m.f2(z), xf0)
 
@@ -159,11 +159,11 @@ def test_threshold_buffer_and_periodic_updates(seq):
         res = t.update(frames[i])
         peaks.append(res.extra["peak"])
         updated.append(res.extra["updated"])
-        assert len(t.state.samples) <= 5
+        assert len(t.state.schedule.samples) <= 5
         if i < 5:
-            assert t.state.f_thr == 0.0 and res.extra["reliable"]  # threshold 0 before frame 5
+            assert t.state.schedule.f_thr == 0.0 and res.extra["reliable"]  # threshold 0 before frame 5
         if res.extra["updated"] and not res.extra["rescued"]:
-            best = max(t.state.samples, key=lambda s: s.score)
+            best = max(t.state.schedule.samples, key=lambda s: s.score)
             assert best.features is not None  # computed once and cached
             fresh = t._features(best.crop)
             torch.testing.assert_close(best.features, fresh)
@@ -172,10 +172,10 @@ def test_threshold_buffer_and_periodic_updates(seq):
             tmpl, f2n = t.model.update(hid_before, g)
             torch.testing.assert_close(t.state.hid, 0.4 * hid_before + 0.6 * f2n)
             torch.testing.assert_close(t.state.template, tmpl)
-    assert t.state.f_thr == pytest.approx(np.mean(peaks[:5]))
+    assert t.state.schedule.f_thr == pytest.approx(np.mean(peaks[:5]))
     assert [i + 1 for i, u in enumerate(updated) if u] == [5, 10]
-    assert 0.5 < t.state.f_thr <= 1.0  # sigmoid peaks
-    assert [s.frame for s in t.state.samples] == list(range(8, 13))  # FIFO of the 5 latest reliable frames
+    assert 0.5 < t.state.schedule.f_thr <= 1.0  # sigmoid peaks
+    assert [s.frame for s in t.state.schedule.samples] == list(range(8, 13))  # FIFO of the 5 latest reliable frames
 
 
 def test_rescue_update_on_lost_target(seq):
@@ -188,11 +188,11 @@ def test_rescue_update_on_lost_target(seq):
     t.init(frames[0], boxes[0])
     for i in range(1, 7):
         assert not t.update(frames[i]).extra["rescued"]
-    n_samples = len(t.state.samples)
+    n_samples = len(t.state.schedule.samples)
     hid_before = t.state.hid.clone()
     res = t.update(255 - frames[7])
-    assert res.extra["peak"] < 0.4 * t.state.f_thr and not res.extra["reliable"] and res.extra["rescued"]
-    assert len(t.state.samples) == n_samples and t.state.rescues == 1
+    assert res.extra["peak"] < 0.4 * t.state.schedule.f_thr and not res.extra["reliable"] and res.extra["rescued"]
+    assert len(t.state.schedule.samples) == n_samples and t.state.schedule.rescues == 1
     crop = t._search_crops(255 - frames[7], t.state.target, factors=[1.0])  # re-cut at the new position
     label, weight = centered_label(17, 2.0)
     g, _ = t.model.gradient(hid_before, t._features(crop), label, weight)
@@ -218,7 +218,7 @@ def test_no_window_heuristic(seq, enabled):
         used.append(res.extra["window_influence"])
         if i > 5:
             assert not res.extra["reliable"]
-    assert t.state.samples[-1].frame == 5
+    assert t.state.schedule.samples[-1].frame == 5
     expected = [0.25] * 16
     if enabled:
         expected[14 - 1] = 0.0

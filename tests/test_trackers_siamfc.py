@@ -101,8 +101,8 @@ def run(tracker, frames, boxes) -> np.ndarray:
 class FlippedSiamFC(SiamFCTracker):
     """Broken on purpose: moves away from the peak."""
 
-    def _displacement(self, r, n_response, crop_side):
-        return -super()._displacement(r, n_response, crop_side)
+    def _displacement(self, r, crop_side):
+        return -super()._displacement(r, crop_side)
 
 
 @pytest.fixture(scope="module")

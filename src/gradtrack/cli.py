@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import itertools
 import os
 import sys
-import time
 import traceback
 from pathlib import Path
 from typing import Callable, Sequence
@@ -158,6 +158,7 @@ def run_tracking(tracker, frames, box, *, out_video: Path | None, out_boxes: Pat
     video and the boxes file.  Returns ``(boxes N x 4, update seconds N - 1)``."""
     from tqdm import tqdm
 
+    from .trackers import track_frames
     from .visualize import draw_result
 
     total = _frame_count_hint(frames)
@@ -173,24 +174,17 @@ def run_tracking(tracker, frames, box, *, out_video: Path | None, out_boxes: Pat
             boxes_file = open(out_boxes, "w")
         bar = tqdm(total=total, desc=desc, unit="frame", disable=not progress, file=sys.stderr, dynamic_ncols=True)
         with bar:
-            for i, frame in enumerate(frames):
-                if max_frames is not None and i >= max_frames:
-                    break
-                if i == 0:
-                    tracker.init(frame, box)
-                    result = np.asarray(box, dtype=np.float64)
-                    b = result
-                else:
-                    t0 = time.perf_counter()
-                    result = tracker.update(frame)
-                    times.append(time.perf_counter() - t0)
-                    b = np.asarray(result.box, dtype=np.float64).reshape(4)
+            for step in track_frames(tracker, itertools.islice(frames, max_frames), box):
+                b = step.box
+                if step.index > 0:
+                    times.append(step.seconds)
                 boxes.append(b)
                 if boxes_file is not None:
                     boxes_file.write(_fmt_box(b) + "\n")
                 if out_video is not None:
                     live_fps = 1.0 / float(np.median(times)) if (show_fps and times) else None
-                    img = draw_result(frame, result, index=i, fps=live_fps,
+                    i = step.index
+                    img = draw_result(step.frame, b if step.result is None else step.result, index=i, fps=live_fps,
                                       gt=None if gt is None or i >= len(gt) else gt[i])
                     if writer is None:
                         out_video.parent.mkdir(parents=True, exist_ok=True)

@@ -5,14 +5,14 @@ A tracker follows :class:`gradtrack.trackers.base.Tracker`: ``init(rgb, box)`` t
 lazy RGB uint8, ``boxes`` 0-based ``N x 4`` with NaN rows, optional ``polygons``, ``image_size``).
 
 Times are wall-clock seconds per frame (``time.perf_counter``) around ``init`` / ``update`` only (frame
-decoding excluded); frames that are not tracked get NaN.
+decoding excluded); frames that are not tracked get NaN.  OPE and GOT-10k run the frame loop of
+:func:`gradtrack.trackers.base.track_frames`; the VOT protocol runs it once per (re-)initialisation.
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
+from ..trackers.base import track_frames
 from .metrics import VOT_FAILURE, VOT_INIT, VOT_REGION, VOT_SKIPPED, region_iou
 
 __all__ = [
@@ -56,16 +56,8 @@ def run_ope(tracker, sequence) -> tuple[np.ndarray, np.ndarray]:
     n = len(sequence.boxes)
     boxes = np.full((n, 4), np.nan)
     times = np.full(n, np.nan)
-    for i in range(n):
-        frame = sequence.frames[i]
-        t0 = time.perf_counter()
-        if i == 0:
-            tracker.init(frame, init_box)
-            box = init_box
-        else:
-            box = np.asarray(tracker.update(frame).box, dtype=np.float64).reshape(4)
-        times[i] = time.perf_counter() - t0
-        boxes[i] = box
+    for step in track_frames(tracker, (sequence.frames[i] for i in range(n)), init_box):
+        boxes[step.index], times[step.index] = step.box, step.seconds
     return boxes, times
 
 
@@ -115,31 +107,28 @@ def run_vot_supervised(
             j += 1
         return j
 
-    i = next_init(0)
-    if i != 0:
+    if next_init(0) != 0:
         raise ValueError(f"sequence {getattr(sequence, 'name', '?')!r}: frame 0 has no ground truth")
     start = 0
-    while i < n:
-        frame = sequence.frames[i]
-        t0 = time.perf_counter()
-        if i == start:
-            tracker.init(frame, boxes[i])
-            times[i] = time.perf_counter() - t0
-            flags[i] = VOT_INIT
-            i += 1
-            continue
-        res = tracker.update(frame)
-        times[i] = time.perf_counter() - t0
-        region = res.polygon if getattr(res, "polygon", None) is not None else res.box
-        region = np.asarray(region, dtype=np.float64).reshape(-1)
-        gt = _gt_region(sequence, i)
-        ov = float("nan") if np.isnan(gt).any() else region_iou(region, gt, size)
-        if not np.isnan(gt).any() and not (ov > failure_overlap):
-            flags[i] = VOT_FAILURE
-            start = next_init(i + max(int(skip_initialize), 1))
-            i = start
-            continue
-        flags[i] = VOT_REGION
-        regions[i] = region
-        i += 1
+    while start < n:  # one run of the frame loop per (re-)initialisation
+        segment = (sequence.frames[j] for j in range(start, n))
+        for step in track_frames(tracker, segment, boxes[start]):
+            i = start + step.index
+            times[i] = step.seconds
+            if step.result is None:
+                flags[i] = VOT_INIT
+                continue
+            res = step.result
+            region = res.polygon if getattr(res, "polygon", None) is not None else res.box
+            region = np.asarray(region, dtype=np.float64).reshape(-1)
+            gt = _gt_region(sequence, i)
+            ov = float("nan") if np.isnan(gt).any() else region_iou(region, gt, size)
+            if not np.isnan(gt).any() and not (ov > failure_overlap):
+                flags[i] = VOT_FAILURE
+                start = next_init(i + max(int(skip_initialize), 1))
+                break
+            flags[i] = VOT_REGION
+            regions[i] = region
+        else:
+            break
     return regions, flags, times

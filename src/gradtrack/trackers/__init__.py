@@ -23,7 +23,7 @@ import pkgutil
 import warnings
 
 from ..registry import Registry
-from .base import Tracker, TrackResult
+from .base import FrameStep, Tracker, TrackResult, track_frames
 
 TRACKERS: Registry = Registry("tracker")
 
@@ -31,7 +31,7 @@ TRACKERS: Registry = Registry("tracker")
 from . import siamfc as _siamfc  # noqa: E402,F401
 from . import gradnet as _gradnet  # noqa: E402,F401
 
-_NOT_TRACKERS = {"base", "common", "siamfc", "gradnet"}
+_NOT_TRACKERS = {"base", "common", "update", "siamfc", "gradnet"}
 _discovered = False
 _import_errors: dict[str, str] = {}
 
@@ -76,4 +76,4 @@ def build_tracker(name: str, weights=None, device=None, **overrides) -> Tracker:
     return TRACKERS.get(name)(weights=weights, device=device, **overrides)
 
 
-__all__ = ["TRACKERS", "Tracker", "TrackResult", "build_tracker", "list_trackers"]
+__all__ = ["TRACKERS", "FrameStep", "Tracker", "TrackResult", "build_tracker", "list_trackers", "track_frames"]

@@ -1,5 +1,6 @@
-"""Pieces shared by the SiamFC-style trackers (SiamFC, GradNet): device and weight resolution, the
-multi-scale search geometry, response post-processing and the per-sequence target state.
+"""Pieces shared by the trackers: device and weight resolution, the score-map geometry of the network,
+tensor conversion, autocast, the Hann window, and (for the SiamFC-style trackers, SiamFC and GradNet) the
+multi-scale search, response post-processing and the per-sequence target state.
 
 Geometry (derived for gradtrack's crop convention, see :mod:`gradtrack.geometry.crop`)
 -------------------------------------------------------------------------------------
@@ -30,7 +31,8 @@ import numpy as np
 import torch
 
 from ..checkpoint import load_model
-from ..geometry import crop_and_resize, mean_color
+from ..config import ConfigError
+from ..geometry import ScoreMapGeometry, crop_and_resize, mean_color
 from ..models import build_model
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
@@ -58,15 +60,21 @@ def shipped_weights(name: str) -> Path:
     return WEIGHTS_DIR / f"{name}.pt"
 
 
-def load_tracker_model(tracker_name: str, weights, model_name: str, device: torch.device) -> tuple[torch.nn.Module, str]:
+def load_tracker_model(tracker_name: str, weights, model_name: str, device: torch.device,
+                       model_config=None) -> tuple[torch.nn.Module, str]:
     """The network of a tracker, in eval mode on ``device``, and a description of where it came from.
 
     ``weights``: ``None`` -> the shipped ``weights/<tracker_name>.pt`` (a clear
-    :class:`WeightsNotFoundError` if none is shipped yet); ``"random"`` -> an untrained network with the
-    default model config, initialised from a fixed seed (``RANDOM_WEIGHTS_SEED``) so runs are repeatable;
-    a path -> a checkpoint written by :func:`gradtrack.checkpoint.save_model` that must hold a
-    ``model_name`` model (else :class:`gradtrack.checkpoint.CheckpointError`).
+    :class:`WeightsNotFoundError` if none is shipped yet); ``"random"`` -> an untrained network with
+    ``model_config`` (a config object or dict; ``None`` = the default), initialised from a fixed seed
+    (``RANDOM_WEIGHTS_SEED``) so runs are repeatable; a path -> a checkpoint written by
+    :func:`gradtrack.checkpoint.save_model` that must hold a ``model_name`` model (else
+    :class:`gradtrack.checkpoint.CheckpointError`).  A checkpoint carries its config, so ``model_config``
+    is only allowed with ``"random"``.
     """
+    is_random = isinstance(weights, str) and weights == "random"
+    if model_config is not None and not is_random:
+        raise ValueError("model overrides are only allowed with weights='random'; a checkpoint carries its config")
     if weights is None:
         path = shipped_weights(tracker_name)
         if not path.is_file():
@@ -75,26 +83,48 @@ def load_tracker_model(tracker_name: str, weights, model_name: str, device: torc
                 f"weights=PATH to a checkpoint saved with gradtrack.checkpoint.save_model (e.g. from "
                 f"`gradtrack train`), or weights='random' for an UNTRAINED network whose output is meaningless."
             )
-        source = str(path)
-    elif isinstance(weights, str) and weights == "random":
+    elif is_random:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_WEIGHTS_SEED)
-            model = build_model(model_name)
+            model = build_model(model_name, model_config)
         return model.eval().to(device), "random"
     elif isinstance(weights, (str, os.PathLike)):
         path = Path(weights).expanduser()
-        source = str(path)
     else:
         raise TypeError(f"weights must be None, 'random' or a checkpoint path, got {type(weights).__name__}")
     model, _ = load_model(path, expected=model_name, device=device)
-    return model.eval(), source
+    return model.eval(), str(path)
 
 
-def hann_window(size: int) -> np.ndarray:
-    """Outer product of two symmetric Hann windows, normalised to sum 1 (float32)."""
+def tracker_geometry(model: torch.nn.Module, instance_size: int | None = None) -> ScoreMapGeometry:
+    """The score-map geometry of ``model`` (``model.cfg.geometry()``), on a search crop of ``instance_size``
+    pixels (``None`` = the size the network was built for); a size the network cannot use is a
+    :class:`ConfigError`."""
+    geom = model.cfg.geometry()
+    if instance_size is not None and instance_size != geom.instance_size:
+        try:
+            geom = geom.with_instance_size(instance_size)
+        except ValueError as exc:
+            raise ConfigError(f"tracker config: instance_size: {exc}") from None
+    if not geom.has_center_cell:
+        raise ConfigError(f"tracker config: instance_size {geom.instance_size} gives a {geom.score_size}-cell map "
+                          "without a centre cell (change it by a multiple of 2 x the stride)")
+    return geom
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast on ``device`` when ``enabled``, else a no-op context."""
+    if enabled:
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def hann_window(size: int, norm: str = "sum", dtype=np.float32) -> np.ndarray:
+    """Outer product of two symmetric Hann windows, normalised to sum 1 (``norm="sum"``, SiamFC) or to a
+    peak of 1 (``norm="max"``, SiamMask/SiamMLG)."""
     w = np.hanning(size)
     win = np.outer(w, w)
-    return (win / win.sum()).astype(np.float32)
+    return (win / (win.sum() if norm == "sum" else win.max())).astype(dtype, copy=False)
 
 
 def upsample_responses(responses: np.ndarray, up: int) -> np.ndarray:
@@ -113,7 +143,9 @@ def normalize_response(r: np.ndarray) -> np.ndarray:
 
 
 def crops_to_tensor(crops: np.ndarray, device: torch.device) -> torch.Tensor:
-    """``S x H x W x 3`` uint8 RGB -> float ``S x 3 x H x W`` in [0, 255] on ``device``."""
+    """``S x H x W x 3`` (or one ``H x W x 3``) uint8 RGB -> float ``S x 3 x H x W`` in [0, 255] on ``device``."""
+    if crops.ndim == 3:
+        crops = crops[None]
     t = torch.from_numpy(np.ascontiguousarray(crops)).to(device)
     return t.permute(0, 3, 1, 2).float()
 
@@ -123,12 +155,10 @@ def sigmoid(x: float) -> float:
 
 
 def check_common(cfg) -> None:
-    """Validation shared by the SiamFC-style tracker configs."""
-    if cfg.exemplar_size <= 0 or cfg.instance_size <= cfg.exemplar_size:
-        raise ValueError(f"need 0 < exemplar_size < instance_size, got {cfg.exemplar_size}, {cfg.instance_size}")
-    if cfg.total_stride <= 0 or (cfg.instance_size - cfg.exemplar_size) % (2 * cfg.total_stride):
-        raise ValueError("instance_size - exemplar_size must be a multiple of 2 * total_stride so the response "
-                         f"map has a centre cell, got {cfg.instance_size} - {cfg.exemplar_size}, stride {cfg.total_stride}")
+    """Validation shared by the SiamFC-style tracker configs (the crop sizes come from the model, see
+    :func:`tracker_geometry`)."""
+    if cfg.instance_size is not None and cfg.instance_size <= 0:
+        raise ValueError(f"instance_size must be > 0 (or None = the model's), got {cfg.instance_size}")
     if cfg.context < 0:
         raise ValueError(f"context must be >= 0, got {cfg.context}")
     if cfg.scale_num < 1 or cfg.scale_num % 2 == 0:
@@ -185,10 +215,12 @@ class TargetState:
 
 
 class SiameseSearch:
-    """Mixin holding the multi-scale search machinery; expects ``self.cfg``, ``self.device``."""
+    """Mixin holding the multi-scale search machinery; expects ``self.cfg``, ``self.device`` and
+    ``self.geom`` (:func:`tracker_geometry`)."""
 
     cfg: object
     device: torch.device
+    geom: ScoreMapGeometry
 
     def _setup_search(self, scale_step: float, scale_penalty: float, window_influence: float) -> None:
         cfg = self.cfg
@@ -200,16 +232,14 @@ class SiameseSearch:
         self._window: np.ndarray | None = None
 
     def _amp(self):
-        if getattr(self.cfg, "amp", False):
-            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return autocast(self.device, self.cfg.amp)
 
     def _new_state(self, image: np.ndarray, box: np.ndarray) -> TargetState:
         cfg = self.cfg
         x, y, w, h = (float(v) for v in box)
         p = cfg.context * (w + h)
         z_sz = float(np.sqrt((w + p) * (h + p)))
-        x_sz = z_sz * cfg.instance_size / cfg.exemplar_size
+        x_sz = z_sz * self.geom.instance_size / self.geom.exemplar_size
         # the target may not shrink below min_target_size (or its initial size, if that is smaller)
         rel_lo = max(cfg.min_scale, min(1.0, cfg.min_target_size / min(w, h)))
         hi, wi = image.shape[:2]
@@ -218,11 +248,11 @@ class SiameseSearch:
                            pad_color=mean_color(image))
 
     def _exemplar_crop(self, image: np.ndarray, st: TargetState) -> np.ndarray:
-        return crop_and_resize(image, st.center, st.z_sz0 * st.rel, self.cfg.exemplar_size, st.pad_color)[None]
+        return crop_and_resize(image, st.center, st.z_sz0 * st.rel, self.geom.exemplar_size, st.pad_color)[None]
 
     def _search_crops(self, image: np.ndarray, st: TargetState, factors=None) -> np.ndarray:
         factors = self.scale_factors if factors is None else factors
-        return np.stack([crop_and_resize(image, st.center, st.x_sz * f, self.cfg.instance_size, st.pad_color)
+        return np.stack([crop_and_resize(image, st.center, st.x_sz * f, self.geom.instance_size, st.pad_color)
                          for f in factors])
 
     def _window_for(self, size: int) -> np.ndarray:
@@ -238,18 +268,20 @@ class SiameseSearch:
     def _apply_window(self, r: np.ndarray, influence: float) -> np.ndarray:
         return (1.0 - influence) * r + influence * self._window_for(r.shape[0])
 
-    def _displacement(self, r: np.ndarray, n_response: int, crop_side: float) -> np.ndarray:
+    def _displacement(self, r: np.ndarray, crop_side: float) -> np.ndarray:
         """Image-pixel displacement ``(dx, dy)`` of the peak of the upsampled, windowed map ``r``."""
         up = self.cfg.response_up
+        if r.shape[0] != self.geom.score_size * up:
+            raise RuntimeError(f"the network gave a {r.shape[0] // up}-cell score map, its config's geometry says "
+                               f"{self.geom.score_size} (model.cfg.geometry() does not describe the model)")
         row, col = np.unravel_index(int(np.argmax(r)), r.shape)
-        centre = (n_response - 1) / 2
-        crop_off = (np.array([col, row], dtype=np.float64) + 0.5) / up - 0.5 - centre
-        return crop_off * self.cfg.total_stride * crop_side / self.cfg.instance_size
+        cell = (np.array([col, row], dtype=np.float64) + 0.5) / up - 0.5
+        return self.geom.cell_to_displacement(cell) * crop_side / self.geom.instance_size
 
-    def _move(self, st: TargetState, r: np.ndarray, n_response: int, scale_idx: int) -> None:
+    def _move(self, st: TargetState, r: np.ndarray, scale_idx: int) -> None:
         """Update centre and scale from the final map ``r`` of the chosen scale."""
         f = float(self.scale_factors[scale_idx])
-        st.center = st.center + self._displacement(r, n_response, st.x_sz * f)
+        st.center = st.center + self._displacement(r, st.x_sz * f)
         w_img, h_img = st.image_size
         st.center = np.array([np.clip(st.center[0], 0.0, w_img), np.clip(st.center[1], 0.0, h_img)])
         lr = self.cfg.scale_lr

@@ -11,16 +11,15 @@ Initialisation (frame 0)
     ``init_periodic_update=False`` to skip it).  ``fusion="official"`` also keeps the plain SiamFC
     template: the exemplar through the *search* branch, never updated.
 Each frame i >= 1
-    3-scale search (see ``fusion``), move, scale update, ``F = peak score`` (all scales).  ``F_thr`` is
-    the mean of ``F`` over frames 1..5 (0 before frame 5).  If ``F >= min(0.5 F_thr, mean(buffer
-    scores))`` the middle-scale crop re-cut at the *new* position and size is pushed (with ``F`` and
-    ``i``) into a FIFO of 5 samples; otherwise, if ``i < 10`` and ``F < 0.4 F_thr``, an immediate rescue
-    update runs on that re-cut crop: ``template, f2' = U(hid, crop)``, ``hid <- 0.3 hid + 0.7 f2'``.
-    If ``i % 5 == 0``: ``template, f2' = U(hid, best-scoring buffered crop)``, ``hid <- 0.4 hid + 0.6 f2'``.
-    ``U(h, x)``: ``g = dL(U1(h) * phi(x), label)/dh`` (autograd, ``create_graph=False``, eval mode),
-    ``f2' = h + U2(g)``, template ``U1(f2')`` (from the unblended ``f2'``).  Since ``f2' = h + D``, the
-    blend is ``h + 0.6 D``: corrections accumulate and the initial feature is never decayed.
-    Search features of buffered crops are computed once, when first used, and cached in the buffer.
+    3-scale search (see ``fusion``), move, scale update, ``F = peak score`` (all scales), then the online
+    update schedule of :mod:`gradtrack.trackers.update` (``F_thr``, the FIFO of reliable middle-scale
+    crops re-cut at the new position and size, rescue updates while ``i < 10`` with ``rescue_keep = 0.3``,
+    periodic updates every 5 frames on the best buffered sample with ``periodic_keep = 0.4``).
+    An update ``U(h, x)``: ``g = dL(U1(h) * phi(x), label)/dh`` (autograd, ``create_graph=False``, eval
+    mode), ``f2' = h + U2(g)``, template ``U1(f2')`` (from the unblended ``f2'``), ``hid <- keep h + (1 - keep)
+    f2'``.  Since ``f2' = h + D``, the blend is ``h + (1 - keep) D``: corrections accumulate and the initial
+    feature is never decayed.  Search features of buffered crops are computed once, when first used, and
+    cached in the buffer.  The label is the centred one of the model's geometry (``label_radius`` cells).
 
 ``fusion``
     ``"official"``: the released ensemble.  Raw maps of the fixed SiamFC template on all scales pick the
@@ -47,7 +46,6 @@ output boxes are floats (the official code rounds them); the displacement uses t
 """
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
@@ -59,7 +57,9 @@ from ..models.labels import centered_label
 from . import TRACKERS
 from .base import Tracker, TrackResult
 from .common import (SiameseSearch, TargetState, check_common, check_scale_params, crops_to_tensor,
-                     load_tracker_model, normalize_response, resolve_device, sigmoid, upsample_responses)
+                     load_tracker_model, normalize_response, resolve_device, sigmoid, tracker_geometry,
+                     upsample_responses)
+from .update import OnlineUpdateConfig, Sample, UpdateSchedule, blend
 
 _FUSION_DEFAULTS = {
     "official": {"scale_step": 1.04, "scale_penalty": 0.97, "window_influence": 0.25},
@@ -68,12 +68,10 @@ _FUSION_DEFAULTS = {
 
 
 @dataclass
-class GradNetTrackerConfig:
+class GradNetTrackerConfig(OnlineUpdateConfig):
     fusion: Literal["official", "paper"] = "official"
     fusion_weight: float = 0.15  # weight of the GradNet map in the "official" ensemble
-    exemplar_size: int = 127
-    instance_size: int = 255
-    total_stride: int = 8
+    instance_size: int | None = None  # search crop side; None = the network's (model.cfg.geometry())
     context: float = 0.5
     scale_num: int = 3
     scale_step: float | None = None  # None = per fusion (official 1.04, paper 1.0375)
@@ -85,19 +83,9 @@ class GradNetTrackerConfig:
     max_scale: float = 5.0
     min_target_size: float = 10.0
     amp: bool = False  # bf16 autocast for the search branch (the gradient is always fp32)
-    label_radius: float = 2.0  # cells, for the online gradient's centred label
     # False = the paper's "w/o U" ablation: the template stays U1(f2(z)), no gradient update at all.
     # Also off when the model was trained without gradients (GradNetConfig.use_gradient=False, "w/o MG").
     online_update: bool = True
-    update_interval: int = 5
-    buffer_size: int = 5
-    threshold_frames: int = 5  # F_thr = mean peak over frames 1..threshold_frames
-    reliable_ratio: float = 0.5
-    rescue_ratio: float = 0.4
-    rescue_before: int = 10  # rescue updates only while i < rescue_before
-    rescue_keep: float = 0.3  # hid <- keep * hid + (1 - keep) * f2'
-    periodic_keep: float = 0.4
-    init_periodic_update: bool = True
     reliability_score: Literal["sigmoid", "raw"] = "sigmoid"
     # official heuristic, off by default: window influence 0 for one frame (once per sequence) when the
     # last reliable sample is exactly ``no_window_after`` frames old
@@ -106,31 +94,19 @@ class GradNetTrackerConfig:
 
     def validate(self) -> None:
         check_common(self)
+        self.check_schedule()
         step, pen, win = self.resolved()
         check_scale_params(step, pen, win)
-        for name in ("fusion_weight", "reliable_ratio", "rescue_ratio", "rescue_keep", "periodic_keep"):
-            v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {v}")
-        for name in ("update_interval", "buffer_size", "threshold_frames", "no_window_after"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.label_radius < 0:
-            raise ValueError(f"label_radius must be >= 0, got {self.label_radius}")
+        if not 0.0 <= self.fusion_weight <= 1.0:
+            raise ValueError(f"fusion_weight must be in [0, 1], got {self.fusion_weight}")
+        if self.no_window_after < 1:
+            raise ValueError(f"no_window_after must be >= 1, got {self.no_window_after}")
 
     def resolved(self) -> tuple[float, float, float]:
         d = _FUSION_DEFAULTS[self.fusion]
         pick = lambda v, k: d[k] if v is None else v  # noqa: E731
         return (pick(self.scale_step, "scale_step"), pick(self.scale_penalty, "scale_penalty"),
                 pick(self.window_influence, "window_influence"))
-
-
-@dataclass
-class Sample:
-    crop: np.ndarray  # 1 x 255 x 255 x 3 uint8, centred on the tracked target
-    score: float
-    frame: int
-    features: torch.Tensor | None = None  # search features, computed on first use
 
 
 @dataclass
@@ -141,12 +117,9 @@ class GradNetState:
     hid: torch.Tensor  # the f2 state
     template: torch.Tensor  # U1(f2') of the last update
     template_sia: torch.Tensor | None  # fixed SiamFC template ("official" fusion)
-    samples: deque
+    schedule: UpdateSchedule
     frame: int = 0
-    peak_sum: float = 0.0
-    f_thr: float = 0.0
     updates: int = 0
-    rescues: int = 0
     no_window_used: bool = False
     last_loss: float = float("nan")
 
@@ -165,9 +138,10 @@ class GradNetTracker(SiameseSearch, Tracker):
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.weights_source = weights_source
+        self.geom = tracker_geometry(self.model, self.cfg.instance_size)
         self._setup_search(*self.cfg.resolved())
-        self._labels: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._template_hw: tuple[int, int] | None = None
+        # the online gradient's centred label on the middle-scale map
+        self._label = centered_label(self.geom.score_size, self.geom.label_radius, device=self.device)
         self.reset()
 
     @property
@@ -180,11 +154,6 @@ class GradNetTracker(SiameseSearch, Tracker):
         self._initialized = False
 
     # -- network pieces -------------------------------------------------------------------------
-    def _label(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if n not in self._labels:
-            self._labels[n] = centered_label(n, self.cfg.label_radius, device=self.device)
-        return self._labels[n]
-
     @torch.no_grad()
     def _features(self, crops: np.ndarray) -> torch.Tensor:
         x = crops_to_tensor(crops, self.device)
@@ -200,26 +169,20 @@ class GradNetTracker(SiameseSearch, Tracker):
 
     def _grad_update(self, hid: torch.Tensor, xf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
         """``(template, f2', loss)``: one gradient-guided update of state ``hid`` on search features ``xf``."""
-        if self._template_hw is None:  # spatial size of U1's output, fixed for a model
-            with torch.no_grad():
-                self._template_hw = tuple(self.model.u1(hid).shape[-2:])
-        n = xf.shape[-1] - self._template_hw[-1] + 1
-        label, weight = self._label(n)
+        label, weight = self._label
         g, loss = self.model.gradient(hid, xf, label, weight, create_graph=False)
         with torch.no_grad():
             template, f2_new = self.model.update(hid, g.detach())
         return template.detach(), f2_new.detach(), float(loss.detach())
 
-    def _sample_features(self, s: Sample) -> torch.Tensor:
-        if s.features is None:
-            s.features = self._features(s.crop)
-        return s.features
-
-    def _update_from(self, xf: torch.Tensor, keep: float) -> None:
+    def _update_from(self, sample: Sample, keep: float) -> None:
+        """One gradient update of the state on ``sample`` (its search features are cached on first use)."""
+        if sample.features is None:
+            sample.features = self._features(sample.crop)
         st = self.state
-        template, f2_new, loss = self._grad_update(st.hid, xf)
+        template, f2_new, loss = self._grad_update(st.hid, sample.features)
         st.template = template
-        st.hid = keep * st.hid + (1.0 - keep) * f2_new
+        st.hid = blend(st.hid, f2_new, keep)
         st.last_loss = loss
         st.updates += 1
 
@@ -234,9 +197,8 @@ class GradNetTracker(SiameseSearch, Tracker):
             template_sia = self.model.siamfc.embed(z).float() if cfg.fusion == "official" else None
         crop0 = self._search_crops(image, target, factors=[1.0])
         xf0 = self._features(crop0)
-        self.state = GradNetState(target=target, hid=f2, template=f2, template_sia=template_sia,
-                                  samples=deque(maxlen=cfg.buffer_size))
-        st = self.state
+        self.state = st = GradNetState(target=target, hid=f2, template=f2, template_sia=template_sia,
+                                       schedule=UpdateSchedule(cfg))
         if not self.updates_enabled:
             with torch.no_grad():
                 st.template = self.model.u1(f2).float()
@@ -244,9 +206,7 @@ class GradNetTracker(SiameseSearch, Tracker):
         template, f2_new, loss = self._grad_update(f2, xf0)  # first template is already updated once
         st.template, st.hid, st.last_loss, st.updates = template, f2_new, loss, 1
         # frame 0 joins the buffer with score 0 (official: min(0, mean([])) -> 0); its features are xf0
-        st.samples.append(Sample(crop=crop0, score=0.0, frame=0, features=xf0))
-        if cfg.init_periodic_update:
-            self._update_from(xf0, cfg.periodic_keep)
+        st.schedule.start(Sample(crop=crop0, score=0.0, frame=0, features=xf0), self._update_from)
 
     @property
     def updates_enabled(self) -> bool:
@@ -265,7 +225,6 @@ class GradNetTracker(SiameseSearch, Tracker):
         if cfg.fusion == "official":
             raw_sia = self._score(st.template_sia, xf, siamfc=True)
             raw_gra = self._score(st.template, xf[mid:mid + 1])
-            n = raw_sia.shape[-1]
             up_sia = upsample_responses(raw_sia, cfg.response_up)
             best = self._pick_scale(up_sia)
             up_gra = upsample_responses(raw_gra, cfg.response_up)[0]
@@ -274,51 +233,25 @@ class GradNetTracker(SiameseSearch, Tracker):
             chosen, all_raw = raw_sia[best], raw_sia
         else:
             raw = self._score(st.template, xf)
-            n = raw.shape[-1]
             up = upsample_responses(raw, cfg.response_up)
             best = self._pick_scale(up)
             r = normalize_response(up[best])
             chosen, all_raw = raw[best], raw
         influence = self.window_influence
-        if (cfg.no_window_heuristic and not st.no_window_used and st.samples
-                and i - st.samples[-1].frame == cfg.no_window_after):
+        samples = st.schedule.samples
+        if (cfg.no_window_heuristic and not st.no_window_used and samples
+                and i - samples[-1].frame == cfg.no_window_after):
             influence, st.no_window_used = 0.0, True
         r = self._apply_window(r, influence)
-        self._move(tg, r, n, best)
+        self._move(tg, r, best)
 
         f_max = self._peak_value(float(all_raw.max()))
-        if i <= cfg.threshold_frames:
-            st.peak_sum += f_max
-            if i == cfg.threshold_frames:
-                st.f_thr = st.peak_sum / cfg.threshold_frames
-
-        reliable = rescued = updated = False
-        if not self.updates_enabled:
-            peak = float(chosen.max())
-            return TrackResult(box=tg.box(), score=sigmoid(peak), extra={
-                "scale_index": best, "raw_peak": peak, "peak": f_max, "updated": False, "window_influence": influence})
-        mean_buf = float(np.mean([s.score for s in st.samples])) if st.samples else float("nan")
-        bound = cfg.reliable_ratio * st.f_thr
-        if not np.isnan(mean_buf):
-            bound = min(bound, mean_buf)
-        reliable = f_max >= bound
-        if reliable:
-            crop = self._search_crops(image, tg, factors=[1.0])
-            st.samples.append(Sample(crop=crop, score=f_max, frame=i))
-        elif i < cfg.rescue_before and f_max < cfg.rescue_ratio * st.f_thr:
-            xf_now = self._features(self._search_crops(image, tg, factors=[1.0]))
-            self._update_from(xf_now, cfg.rescue_keep)
-            st.rescues += 1
-            rescued = True
-        if i % cfg.update_interval == 0 and st.samples:
-            best_sample = max(st.samples, key=lambda s: s.score)  # first of equal scores, as np.argmax
-            self._update_from(self._sample_features(best_sample), cfg.periodic_keep)
-            updated = True
-
         peak = float(chosen.max())
-        return TrackResult(box=tg.box(), score=sigmoid(peak), extra={
-            "scale_index": best, "raw_peak": peak, "peak": f_max, "threshold": st.f_thr, "reliable": bool(reliable),
-            "rescued": rescued, "updated": updated, "window_influence": influence})
+        extra = {"scale_index": best, "raw_peak": peak, "peak": f_max, "updated": False, "window_influence": influence}
+        if self.updates_enabled:
+            done = st.schedule.step(i, f_max, lambda: self._search_crops(image, tg, factors=[1.0]), self._update_from)
+            extra.update(threshold=st.schedule.f_thr, reliable=done.reliable, rescued=done.rescued, updated=done.updated)
+        return TrackResult(box=tg.box(), score=sigmoid(peak), extra=extra)
 
 
 @TRACKERS.register("gradnet")

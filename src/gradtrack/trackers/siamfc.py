@@ -26,14 +26,13 @@ from ..config import from_dict
 from . import TRACKERS
 from .base import Tracker, TrackResult
 from .common import (SiameseSearch, TargetState, check_common, check_scale_params, crops_to_tensor,
-                     load_tracker_model, normalize_response, resolve_device, sigmoid, upsample_responses)
+                     load_tracker_model, normalize_response, resolve_device, sigmoid, tracker_geometry,
+                     upsample_responses)
 
 
 @dataclass
 class SiamFCTrackerConfig:
-    exemplar_size: int = 127
-    instance_size: int = 255
-    total_stride: int = 8
+    instance_size: int | None = None  # search crop side; None = the network's (model.cfg.geometry())
     context: float = 0.5
     scale_num: int = 3
     scale_step: float = 1.0375
@@ -65,6 +64,7 @@ class SiamFCTracker(SiameseSearch, Tracker):
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.weights_source = weights_source
+        self.geom = tracker_geometry(self.model, self.cfg.instance_size)
         self._setup_search(self.cfg.scale_step, self.cfg.scale_penalty, self.cfg.window_influence)
         self.reset()
 
@@ -97,11 +97,10 @@ class SiamFCTracker(SiameseSearch, Tracker):
     def _update(self, image: np.ndarray) -> TrackResult:
         st = self.state
         raw = self._responses(self._search_crops(image, st), self.template)
-        n = raw.shape[-1]
         up = upsample_responses(raw, self.cfg.response_up)
         best = self._pick_scale(up)
         r = self._apply_window(normalize_response(up[best]), self.window_influence)
-        self._move(st, r, n, best)
+        self._move(st, r, best)
         peak = float(raw[best].max())
         return TrackResult(box=st.box(), score=sigmoid(peak), extra={"scale_index": best, "raw_peak": peak})
 

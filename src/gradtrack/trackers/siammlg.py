@@ -13,17 +13,21 @@ Per frame (``update``):
    ``lr_eff = lr * penalty * score`` (falls back to the score peak and the old size when the mask is empty
    or tiny); ``box_source = "boxhead"`` -> the decoded ``(l, t, r, b)`` box at the chosen cell.  Centre
    clipped to the image, sides to ``[min_size, image side]``.
-5. GradNet's update schedule: the first ``threshold_frames`` confidences define ``F_thr``; a frame whose
-   confidence is ``>= min(0.5 F_thr, mean(buffer))`` is reliable and its search crop (re-cropped at the
-   new state) enters a FIFO of ``buffer_size``; every ``update_interval`` frames (frame 0 included, with
-   the ground-truth crop) the template is rebuilt from the buffer's best sample:
-   ``g = dL/df2(hid)``, ``f2' = hid + U2(g)``, template ``U1(f2')``, ``hid <- hid + blend (f2' - hid)``.
+5. GradNet's online update schedule (:mod:`gradtrack.trackers.update`, on the score-map confidence): the
+   first ``threshold_frames`` confidences define ``F_thr``; a frame whose confidence is
+   ``>= min(0.5 F_thr, mean(buffer))`` is reliable and its search crop (re-cropped at the new state) enters
+   a FIFO of ``buffer_size``; every ``update_interval`` frames (frame 0 included, with the ground-truth
+   crop) the template is rebuilt from the buffer's best sample: ``g = dL/df2(hid)``, ``f2' = hid + U2(g)``,
+   template ``U1(f2')``, ``hid <- periodic_keep hid + (1 - periodic_keep) f2'``.  No rescue updates by
+   default (``rescue_before = 0``).
+
+The crop sizes, stride and cell offsets are the model's (``model.cfg.geometry()``; ``instance_size``
+changes the search crop).
 
 Outputs: ``TrackResult(box, score, polygon (8 values, 0-based image coordinates), mask (H x W bool))``.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -35,14 +39,16 @@ import torch
 from ..config import from_dict
 from ..geometry import crop_affine, crop_and_resize, mean_color, xywh_to_polygon
 from ..models.heads import decode_ltrb
-from ..models.siammlg import SiamMLG, SiamMLGConfig
+from ..models.siammlg import SiamMLG
 from . import TRACKERS
 from .base import Tracker, TrackResult
-from .common import RANDOM_WEIGHTS_SEED, load_tracker_model, resolve_device
+from .common import autocast, crops_to_tensor, hann_window, load_tracker_model, resolve_device, tracker_geometry
+from .update import OnlineUpdateConfig, Sample, UpdateSchedule, blend
 
 
 @dataclass
-class SiamMLGTrackerConfig:
+class SiamMLGTrackerConfig(OnlineUpdateConfig):
+    instance_size: int | None = None  # search crop side; None = the network's (model.cfg.geometry())
     context: float = 0.5
     window_influence: float = 0.4
     penalty_k: float = 0.04  # only with the box head
@@ -52,23 +58,16 @@ class SiamMLGTrackerConfig:
     box_source: Literal["mask", "boxhead"] = "mask"
     use_refine: bool = True  # when the model has a Refine module
     gradient_update: bool = True  # when the model has U2
-    update_interval: int = 5
-    buffer_size: int = 5
-    update_blend: float = 0.6
-    threshold_frames: int = 5
-    reliable_ratio: float = 0.5
+    rescue_before: int = 0  # SiamMLG runs no rescue updates by default
     min_size: float = 10.0
     amp: bool = False  # bfloat16 autocast for the forward passes (the online gradient itself stays float32)
 
     def validate(self) -> None:
+        self.check_schedule()
         if not 0 <= self.window_influence <= 1:
             raise ValueError(f"window_influence must be in [0, 1], got {self.window_influence}")
-        if self.update_interval < 1 or self.buffer_size < 1:
-            raise ValueError("update_interval and buffer_size must be >= 1")
-
-
-def _to_tensor(img: np.ndarray, device) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(img)).to(device).permute(2, 0, 1)[None].float()
+        if self.instance_size is not None and self.instance_size <= 0:
+            raise ValueError(f"instance_size must be > 0 (or None = the model's), got {self.instance_size}")
 
 
 def _change(r: np.ndarray) -> np.ndarray:
@@ -97,14 +96,13 @@ class SiamMLGTracker(Tracker):
                  weights_source: str = "module"):
         super().__init__()
         self.cfg = cfg = cfg or SiamMLGTrackerConfig()
-        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.weights_source = weights_source
-        mc = model.cfg
         if cfg.box_source == "boxhead" and model.box_head is None:
             raise ValueError("box_source='boxhead' needs a SiamMLG built with box_head=True")
-        self.exemplar, self.instance, self.stride = mc.exemplar_size, mc.instance_size, mc.total_stride
-        self._set_score_size(mc.score_size)
+        self.geom = tracker_geometry(model, cfg.instance_size)
+        self.window = hann_window(self.geom.score_size, "max", np.float64)  # cosine window, peak 1
         self.use_grad = cfg.gradient_update and model.u2 is not None
         self.use_refine = cfg.use_refine and model.refine is not None
         self._reset()
@@ -112,16 +110,6 @@ class SiamMLGTracker(Tracker):
     @property
     def untrained(self) -> bool:
         return self.weights_source == "random"
-
-    def _set_score_size(self, n: int) -> None:
-        """Cosine window and cell geometry for an ``n x n`` map (taken from the actual map, so model
-        configs with other crop sizes work): cell ``j`` is centred ``(j - (n - 1) / 2) * stride`` crop
-        pixels from the crop centre."""
-        self.score_size = n
-        self.offset = self.instance / 2 - (n - 1) / 2 * self.stride  # continuous crop coordinate of cell 0
-        hann = np.hanning(n)
-        self.window = np.outer(hann, hann)
-        self.window /= self.window.max()
 
     # -- state -------------------------------------------------------------------------------------
     def _reset(self) -> None:
@@ -131,72 +119,75 @@ class SiamMLGTracker(Tracker):
         self.pad = None
         self.hid = None
         self.kernels = None
-        self.buffer: list[tuple[float, torch.Tensor]] = []
-        self.first_scores: list[float] = []
-        self.f_thr = 0.0
+        self.schedule = UpdateSchedule(self.cfg)
 
     def _search_side(self) -> float:
         w, h = self.size
         p = self.cfg.context * (w + h)
-        return math.sqrt((w + p) * (h + p)) * self.instance / self.exemplar
+        return math.sqrt((w + p) * (h + p)) * self.geom.instance_size / self.geom.exemplar_size
 
     def _crop(self, image: np.ndarray, side: float, out: int) -> torch.Tensor:
-        return _to_tensor(crop_and_resize(image, self.center, side, out, self.pad), self.device)
+        return crops_to_tensor(crop_and_resize(image, self.center, side, out, self.pad), self.device)
 
-    @torch.no_grad()
-    def _apply_update(self, x: torch.Tensor, xf: torch.Tensor | None = None) -> None:
-        if xf is None:
-            with self._autocast():
-                xf, _ = self.model.search(x)
-        g, _ = self.model.gradient(self.hid, xf.float())
+    def _search_features(self, x: torch.Tensor) -> torch.Tensor:
+        with autocast(self.device, self.cfg.amp):
+            xf, _ = self.model.search(x)
+        return xf.float()
+
+    def _update_from(self, sample: Sample, keep: float) -> None:
+        """One gradient update of ``hid`` on ``sample`` (its search features are cached on first use)."""
+        if sample.features is None:
+            sample.features = self._search_features(sample.crop)
+        g, _ = self.model.gradient(self.hid, sample.features)
         zf, f2_new = self.model.update(self.hid, g)
-        self.hid = self.hid + self.cfg.update_blend * (f2_new - self.hid)
+        self.hid = blend(self.hid, f2_new, keep)
         self.kernels = self.model.kernels(zf)
 
     # -- contract ----------------------------------------------------------------------------------
     @torch.no_grad()
     def _init(self, image: np.ndarray, box: np.ndarray) -> None:
         self._reset()
+        g = self.geom
         self.center = np.array([box[0] + box[2] / 2, box[1] + box[3] / 2], dtype=np.float64)
         self.size = np.array([box[2], box[3]], dtype=np.float64)
         self.pad = mean_color(image)
         sx = self._search_side()
-        z = self._crop(image, sx * self.exemplar / self.instance, self.exemplar)
+        z = self._crop(image, sx * g.exemplar_size / g.instance_size, g.exemplar_size)
         self.hid = self.model.f2(z)
-        if self.use_grad:
-            # as GradNet: the stored f2 state is already gradient-updated once with the frame-0 search crop
-            # (hid = f2 + U2(g0)); frame 0 then enters the sample buffer with score 0 and, since 0 % 5 == 0,
-            # the periodic (blended) update runs on it as well
-            x = self._crop(image, sx, self.instance)
-            with self._autocast():
-                xf, _ = self.model.search(x)
-            xf = xf.float()
-            g, _ = self.model.gradient(self.hid, xf)
-            _, self.hid = self.model.update(self.hid, g)
-            self.buffer.append((0.0, x))
-            self._apply_update(x, xf)
-        else:
+        if not self.use_grad:
             self.kernels = self.model.kernels(self.model.u1(self.hid))
+            return
+        # as GradNet: the stored f2 state is already gradient-updated once with the frame-0 search crop
+        # (hid = f2 + U2(g0)); frame 0 then enters the sample buffer with score 0 (see UpdateSchedule.start)
+        x = self._crop(image, sx, g.instance_size)
+        xf = self._search_features(x)
+        grad, _ = self.model.gradient(self.hid, xf)
+        zf, self.hid = self.model.update(self.hid, grad)
+        if not self.cfg.init_periodic_update:
+            self.kernels = self.model.kernels(zf)
+        self.schedule.start(Sample(crop=x, score=0.0, frame=0, features=xf), self._update_from)
 
     @torch.no_grad()
     def _update(self, image: np.ndarray) -> TrackResult:
         cfg = self.cfg
         self.frame += 1
+        g = self.geom
         H, W = image.shape[:2]
         sx = self._search_side()
-        scale = sx / self.instance  # image pixels per crop pixel
-        x = self._crop(image, sx, self.instance)
-        with self._autocast():
+        scale = sx / g.instance_size  # image pixels per crop pixel
+        x = self._crop(image, sx, g.instance_size)
+        with autocast(self.device, cfg.amp):
             xf, low = self.model.search(x)
             out = self.model.heads(self.kernels, xf, full_mask=False)
         score = torch.sigmoid(out["score"][0, 0]).float().cpu().numpy()
-        if score.shape[0] != self.score_size:
-            self._set_score_size(score.shape[0])
+        if score.shape[0] != g.score_size:
+            raise RuntimeError(f"the network gave a {score.shape[0]}-cell score map, its config's geometry says "
+                               f"{g.score_size} (model.cfg.geometry() does not describe the model)")
 
         penalty = np.ones_like(score)
         boxes = None
         if self.model.box_head is not None and "box" in out:
-            boxes = decode_ltrb(out["box"].float(), self.stride, self.offset)[0].cpu().numpy()  # 4 x S x S
+            boxes = decode_ltrb(out["box"].float(), g.stride, g.offset)[0].cpu().numpy()  # 4 x S x S
             bw, bh = boxes[2] - boxes[0], boxes[3] - boxes[1]
             tw, th = self.size / scale
             s_c = _change(_sz(bw, bh) / _sz(tw, th))
@@ -207,26 +198,24 @@ class SiamMLGTracker(Tracker):
         conf = float(score[i, j])
         lr = float(penalty[i, j]) * conf * cfg.lr
 
-        # the cell's position in the image (crop centre = instance / 2 in continuous crop coordinates)
-        cell = np.array([self.offset + self.stride * j, self.offset + self.stride * i])
-        cell_img = self.center + (cell - self.instance / 2) * scale
+        cell_img = self.center + g.cell_to_displacement(np.array([j, i])) * scale  # the cell's position in the image
 
         # mask of the chosen cell -> image
         bi, ri, ci = (torch.tensor([v], device=self.device) for v in (0, int(i), int(j)))
-        with self._autocast():
+        with autocast(self.device, cfg.amp):
             if self.use_refine:
                 logits = self.model.refine_mask(low, out["mask_corr"], bi, ri, ci)[0, 0]
             else:
                 m63 = self.model.mask_logits(out["mask_corr"], bi, ri, ci)[:, None].float()
-                logits = torch.nn.functional.interpolate(m63, size=(self.exemplar, self.exemplar), mode="bilinear",
+                logits = torch.nn.functional.interpolate(m63, size=(g.exemplar_size,) * 2, mode="bilinear",
                                                          align_corners=False)[0, 0]
         prob = torch.sigmoid(logits.float()).cpu().numpy()
-        mask = mask_to_image(prob, cell_img, self.exemplar * scale, (W, H)) > cfg.mask_threshold
+        mask = mask_to_image(prob, cell_img, g.exemplar_size * scale, (W, H)) > cfg.mask_threshold
         polygon, mask_box = self._mask_geometry(mask)
 
         if cfg.box_source == "boxhead":
             b = boxes[:, i, j]
-            center = self.center + ((b[:2] + b[2:]) / 2 - self.instance / 2) * scale
+            center = self.center + ((b[:2] + b[2:]) / 2 - g.instance_size / 2) * scale
             target = (b[2:] - b[:2]) * scale
             size = (1 - lr) * self.size + lr * target
         elif mask_box is not None:
@@ -240,16 +229,12 @@ class SiamMLGTracker(Tracker):
         if polygon is None:
             polygon = xywh_to_polygon(box)
 
-        updated = self._online(image, conf) if self.use_grad else False
+        updated = self.use_grad and self.schedule.step(
+            self.frame, conf, lambda: self._crop(image, self._search_side(), g.instance_size), self._update_from).updated
         return TrackResult(box=box, score=conf, polygon=np.asarray(polygon, dtype=np.float64), mask=mask,
                            extra={"cell": (int(i), int(j)), "updated": updated})
 
     # -- helpers -----------------------------------------------------------------------------------
-    def _autocast(self):
-        if self.cfg.amp:
-            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     def _mask_geometry(self, mask: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         """``(rotated polygon, axis-aligned xywh)`` of the largest contour, or ``(None, None)``."""
         if not mask.any():
@@ -266,21 +251,6 @@ class SiamMLGTracker(Tracker):
         x, y, w, h = cv2.boundingRect(cnt)
         return pts.reshape(-1).astype(np.float64), np.array([x, y, w, h], dtype=np.float64)
 
-    def _online(self, image: np.ndarray, conf: float) -> bool:
-        cfg = self.cfg
-        if self.frame <= cfg.threshold_frames:
-            self.first_scores.append(conf)
-            self.f_thr = float(np.mean(self.first_scores)) if self.frame == cfg.threshold_frames else 0.0
-        buffer_mean = float(np.mean([s for s, _ in self.buffer])) if self.buffer else 0.0
-        if conf >= min(cfg.reliable_ratio * self.f_thr, buffer_mean):
-            self.buffer.append((conf, self._crop(image, self._search_side(), self.instance)))
-            del self.buffer[:-cfg.buffer_size]
-        if self.frame % cfg.update_interval == 0 and self.buffer:
-            best = max(self.buffer, key=lambda item: item[0])
-            self._apply_update(best[1])
-            return True
-        return False
-
 
 @TRACKERS.register("siammlg")
 def build_siammlg_tracker(weights=None, device=None, **overrides) -> SiamMLGTracker:
@@ -294,17 +264,7 @@ def build_siammlg_tracker(weights=None, device=None, **overrides) -> SiamMLGTrac
     model_over = overrides.pop("model", None)
     tcfg = from_dict(SiamMLGTrackerConfig, overrides, where="siammlg tracker config")
     dev = resolve_device(device)
-    if model_over is None:
-        model, source = load_tracker_model("siammlg", weights, "siammlg", dev)
-    elif isinstance(weights, str) and weights == "random":
-        source = "random"
-        mcfg = model_over if isinstance(model_over, SiamMLGConfig) else from_dict(SiamMLGConfig, model_over,
-                                                                                   where="siammlg model config")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(RANDOM_WEIGHTS_SEED)
-            model = SiamMLG(mcfg)
-    else:
-        raise ValueError("model overrides are only allowed with weights='random'; a checkpoint carries its config")
+    model, source = load_tracker_model("siammlg", weights, "siammlg", dev, model_config=model_over)
     return SiamMLGTracker(model, tcfg, device=dev, weights_source=source)
 
 
