@@ -31,7 +31,7 @@ def _worker(rank: int, world: int, port: int, tmp: str, sync: bool = True) -> No
         distributed.average_gradients = lambda params, info: None
         distributed.broadcast_module = lambda module, info, buffers_only=False: None
     cfg = tiny_config(Path(tmp), checkpoint_every=100)
-    res = train(cfg, out=Path(tmp) / "run", stop_step=3, progress=False, val_pool=None)
+    res = train(cfg, out=Path(tmp) / "run", stop_step=3, progress=False)
     torch.save({k: v.detach().clone() for k, v in res.model.state_dict().items()}, Path(tmp) / f"rank{rank}.pt")
     import torch.distributed as dist
 
@@ -49,10 +49,10 @@ def test_two_gloo_ranks_hold_identical_weights(tmp_path):
     # the weights moved away from the (shared) initialisation, so the ranks really trained together
     from test_training import tiny_config
 
-    from gradtrack.training.trainer import build_training_model
+    from gradtrack.training.recipes import build_recipe
 
     torch.manual_seed(tiny_config(tmp_path).seed)
-    init = build_training_model(tiny_config(tmp_path)).state_dict()
+    init = build_recipe(tiny_config(tmp_path)).build_model().state_dict()
     assert any(not torch.equal(a[k], init[k]) for k in a if a[k].is_floating_point())
     assert (tmp_path / "run" / "last.pt").is_file()  # rank 0 wrote the checkpoint
 

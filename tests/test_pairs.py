@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from gradtrack.data.augment import AugmentConfig, CropConfig, crop_exemplar, crop_search, exemplar_window
 from gradtrack.data.pairs import BoxFilter, CuratedVideo, Pair, sample_pair_indices, usable_frames
+from gradtrack.data.samples import CropSamples
 from gradtrack.data.sources import (DataConfig, GroupDataset, PairDataset, PairMixture, VideoPool, _open_split,
                                     assert_no_val, split_names)
 from gradtrack.data.stills import StillConfig, random_affine, still_pair, transform_box
@@ -173,12 +174,12 @@ def test_datasets_are_deterministic_and_groups_use_distinct_videos():
     crop = CropConfig(exemplar_size=95, search_size=159, instance_size=175)
     vids = [CuratedVideo(f"v{i}", iter(frames), boxes, np.ones(len(boxes), bool), crop) for i in range(5)]
     mix = PairMixture({"sequences": (1.0, VideoPool(vids, max_gap=3))})
-    ds = PairDataset(mix, crop, AugmentConfig(), seed=7)
+    ds = PairDataset(mix, CropSamples(crop), AugmentConfig(), seed=7)
     a, b = ds[11], ds[11]
     assert torch.equal(a["z"], b["z"]) and torch.equal(a["x"], b["x"])
     assert a["z"].shape == (3, 95, 95) and a["x"].shape == (3, 159, 159)
     assert not torch.equal(ds[12]["x"], a["x"])
-    g = GroupDataset(mix, 4, crop, AugmentConfig(), seed=7)
+    g = GroupDataset(mix, 4, CropSamples(crop), AugmentConfig(), seed=7)
     item = g[3]
     assert item["z"].shape == (4, 3, 95, 95) and item["x"].shape == (4, 3, 159, 159)
     assert int(item["distinct"]) == 4
@@ -199,12 +200,12 @@ def test_assert_no_val_catches_val_sequences():
 @pytest.mark.shared
 def test_training_split_excludes_val(shared_data):
     cfg = DataConfig(root=str(shared_data / "sequences"), splits_file=str(shared_data / "splits.json"))
-    train = _open_split(cfg, "train", None)
+    train = _open_split(cfg, "train")
     val = split_names(shared_data / "splits.json", "val")
     assert train and val
     names = {s.name for s in train}
     assert not names & set(val)
     assert_no_val(train, val)
-    val_seqs = _open_split(cfg, "val", None)
+    val_seqs = _open_split(cfg, "val")
     with pytest.raises(AssertionError):
         assert_no_val(train[:2] + val_seqs[:1], val)

@@ -14,33 +14,48 @@ import yaml
 from torch.utils.data import default_collate
 
 from gradtrack.checkpoint import read_checkpoint, save_model
-from gradtrack.config import ConfigError, from_dict, from_yaml, to_dict
+from gradtrack.config import ConfigError, from_dict, load_yaml, to_dict
 from gradtrack.data.augment import AugmentConfig, CropConfig
+from gradtrack.data.masks import MaskDatasetConfig, MaskVideo
 from gradtrack.data.pairs import BoxFilter
-from gradtrack.data.siammlg_pairs import (MASK_BOX, MASK_EXACT, MASK_NONE, CropGeometry, MaskDatasetConfig,
-                                          MLGGroupDataset, MLGPairDataset, SearchAugment, build_mlg_sources,
-                                          make_sample, mask_dataset_videos, mask_iou, score_label,
-                                          synthetic_mask_videos)
-from gradtrack.data.sources import DataConfig, PairMixture, SyntheticConfig, VideoPool
+from gradtrack.data.samples import MASK_BOX, MASK_EXACT, MASK_NONE, MaskSamples, score_label
+from gradtrack.data.sources import (DataConfig, GroupDataset, PairDataset, PairMixture, build_training_sources,
+                                    mask_dataset_videos)
 from gradtrack.data.stills import StillConfig, StillImages
 from gradtrack.models.heads import decode_ltrb
-from gradtrack.training.config import OptimConfig
+from gradtrack.models.siammlg import SiamMLGConfig
+from gradtrack.training.config import SiamMLGTrainConfig, TrainConfig, load_train_config
+from gradtrack.training.recipes.siammlg import SiamMLGRecipe
 from gradtrack.training.siammlg_losses import ltrb_targets
-from gradtrack.training.siammlg import (SiamMLGStep, SiamMLGTrainConfig, apply_unfreeze, build_siammlg_data,
-                                        build_siammlg_model, param_groups, set_siammlg_train_mode, siammlg_lr_factor)
 
 REPO = Path(__file__).resolve().parents[1]
 SLIM = {"backbone": {"channels": [8, 8, 16, 32], "blocks": [1, 1, 1]}, "neck_channels": 32, "head_hidden": 32,
         "sk_cfg": {"groups": 8, "reduction": 4, "min_dim": 8}}
-GEO = CropGeometry()
-NO_PHOTO = AugmentConfig(brightness=0, contrast=0, saturation=0, channel_gain=0, grey_prob=0, blur_prob=0)
+GEO = SiamMLGConfig().geometry()
+CROP = CropConfig(search_size=255)
+BUILD = MaskSamples(CROP, GEO)
+NO_PHOTO = dict(brightness=0, contrast=0, saturation=0, channel_gain=0, grey_prob=0, blur_prob=0)
+MLG_AUG = dict(translate=64.0, stretch=0.18, aspect=0.0, exemplar_translate=4.0, exemplar_stretch=0.05, negative_prob=0.2)
 
 
-def synth_pool(count: int = 3, frames: int = 16, seed: int = 1000) -> VideoPool:
-    vids = synthetic_mask_videos(SyntheticConfig(count=count, num_frames=frames, seed=seed,
-                                                 presets=["easy", "scale", "rotation"]), BoxFilter())
-    assert len(vids) == count
-    return VideoPool(vids, 8)
+def aug(photometric: bool = True, **over) -> AugmentConfig:
+    """SiamMLG's augmentation (the configs' crop part), optionally without the photometric part."""
+    return from_dict(AugmentConfig, {**MLG_AUG, **({} if photometric else NO_PHOTO), **over})
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def synth_pool(count: int = 3, frames: int = 16, seed: int = 1000):
+    data = from_dict(DataConfig, {"weights": {"sequences": 0.0, "stills": 0.0, "synthetic": 1.0}, "splits_file": None,
+                                  "max_gap": 8, "synthetic": {"count": count, "num_frames": frames, "seed": seed,
+                                                              "presets": ["easy", "scale", "rotation"]}})
+    pool = build_training_sources(data, masks=True).mixture.sources[0]
+    assert len(pool) == count and all(isinstance(v, MaskVideo) for v in pool.videos)
+    return pool
 
 
 def still_pool() -> StillImages:
@@ -54,12 +69,15 @@ def still_pool() -> StillImages:
     return stills
 
 
-def train_cfg(stage: str = "base", model: dict | None = None, **mlg) -> SimpleNamespace:
-    """The fields of a TrainConfig that the SiamMLG functions read (no trainer involved)."""
-    return SimpleNamespace(model=copy.deepcopy(model if model is not None else SLIM),
-                           siammlg=from_dict(SiamMLGTrainConfig, {"stage": stage, **mlg}),
-                           data=DataConfig(crop=CropConfig(search_size=255)), optim=OptimConfig(lr=1e-2, warmup_steps=0),
-                           seed=3, batch_size=4, steps_per_epoch=10, epochs=7)
+def train_cfg(stage: str = "base", model: dict | None = None, augment: dict | None = None, epochs: int = 7,
+              steps_per_epoch: int = 10, optim: dict | None = None, **mlg) -> SiamMLGRecipe:
+    """The SiamMLG recipe of a small training config (no trainer involved)."""
+    cfg = from_dict(TrainConfig, {
+        "task": "siammlg", "model": copy.deepcopy(model if model is not None else SLIM),
+        "siammlg": {"stage": stage, **mlg}, "optim": {"lr": 1e-2, "warmup_steps": 0, **(optim or {})},
+        "data": {"crop": {"search_size": 255}, "augment": {**MLG_AUG, **(augment or {})}},
+        "seed": 3, "batch_size": 4, "steps_per_epoch": steps_per_epoch, "epochs": epochs})
+    return SiamMLGRecipe(cfg)
 
 
 def nn_crop(mask: np.ndarray, box_src, box_crop, out: int = 255) -> np.ndarray:
@@ -79,12 +97,12 @@ def nn_crop(mask: np.ndarray, box_src, box_crop, out: int = 255) -> np.ndarray:
 # -- pair sampler targets ------------------------------------------------------------------------------
 def test_sample_targets_match_the_synthetic_ground_truth():
     pool = synth_pool()
-    saug = SearchAugment(shift=64, scale=0.18, negative_prob=0)
+    a = aug(photometric=False, negative_prob=0.0)
     checked = 0
     for i in range(12):
         rng = np.random.default_rng([7, i])
         pair = pool.sample(rng)
-        s = make_sample(pair, GEO, NO_PHOTO, saug, rng)
+        s = BUILD(pair, a, rng)
         assert s["mask_kind"] == MASK_EXACT
         box = s["box"].numpy().astype(np.float64)
         mask = s["mask"][0].numpy().astype(bool)
@@ -106,10 +124,10 @@ def test_sample_targets_match_the_synthetic_ground_truth():
         assert np.hypot(peak[0] - mc[0], peak[1] - mc[1]) <= 4 * np.sqrt(2) + 1e-6
         assert abs(xs.mean() + 0.5 - mc[0]) < 3 and abs(ys.mean() + 0.5 - mc[1]) < 3  # symmetric synthetic shapes
         # ltrb targets decode back to the box at every positive cell, and the target cell is positive
-        dec = decode_ltrb(s["ltrb"][None])[0]
-        pos = s["ltrb_pos"]
-        ref, ref_pos = ltrb_targets(s["box"][None])  # the losses module's own targets agree
-        assert torch.allclose(ref[0], s["ltrb"], atol=1e-4) and torch.equal(ref_pos[0], pos)
+        ltrb, pos = ltrb_targets(s["box"][None], GEO.score_size, GEO.stride, GEO.offset)
+        default, default_pos = ltrb_targets(s["box"][None])  # SiamMLG's geometry is the heads' default one
+        assert torch.equal(ltrb, default) and torch.equal(pos, default_pos)
+        dec, pos = decode_ltrb(ltrb)[0], pos[0]
         assert pos.any() and pos[int(round((mc[1] - 31.5) / 8)), int(round((mc[0] - 31.5) / 8))]
         err = (dec[:, pos] - torch.tensor(box, dtype=torch.float32)[:, None]).abs().max()
         assert err < 1.0
@@ -118,26 +136,26 @@ def test_sample_targets_match_the_synthetic_ground_truth():
 
 
 def test_shift_moves_the_label_and_unshifted_label_is_centred():
-    centred = score_label((127.5, 127.5))
+    centred = score_label((127.5, 127.5), GEO)
     assert centred[12, 12] == 1 and centred.sum() == 13
     from gradtrack.models.labels import centered_label
     assert np.array_equal(centred, centered_label(25, 2.0)[0].numpy())
-    moved = score_label((127.5 + 40, 127.5 - 24))
+    moved = score_label((127.5 + 40, 127.5 - 24), GEO)
     assert moved[12 - 3, 12 + 5] == 1 and moved.sum() == 13
 
 
 def test_negative_pairs_have_no_targets_and_come_from_other_videos():
     pool = synth_pool()
-    ds = MLGPairDataset(PairMixture({"s": (1.0, pool)}), GEO, None, SearchAugment(negative_prob=1.0), seed=1)
+    ds = PairDataset(PairMixture({"s": (1.0, pool)}), BUILD, aug(negative_prob=1.0), seed=1)
     for i in range(4):
         s = ds[i]
-        assert s["mask_kind"] == MASK_NONE and s["label"].sum() == 0 and not s["ltrb_pos"].any()
+        assert s["mask_kind"] == MASK_NONE and s["label"].sum() == 0 and not s["box"].any()
         assert s["mask"].sum() == 0
 
 
 def test_samples_are_a_pure_function_of_seed_and_index():
     pool = synth_pool()
-    ds = MLGPairDataset(PairMixture({"s": (1.0, pool)}), GEO, AugmentConfig(), SearchAugment(), seed=5)
+    ds = PairDataset(PairMixture({"s": (1.0, pool)}), BUILD, aug(), seed=5)
     a, b = ds[3], ds[3]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(ds[4]["x"], a["x"])
@@ -148,15 +166,16 @@ def test_box_only_samples_route_to_the_projection_loss():
     torch.manual_seed(0)
     cfg = train_cfg(augment={"negative_prob": 0.0})
     stills = still_pool()
-    box_ds = MLGPairDataset(PairMixture({"stills": (1.0, stills)}), GEO, None, cfg.siammlg.augment, seed=1)
-    mask_ds = MLGPairDataset(PairMixture({"s": (1.0, synth_pool())}), GEO, None, cfg.siammlg.augment, seed=1)
+    crops_only = aug(photometric=False, negative_prob=0.0)
+    box_ds = PairDataset(PairMixture({"stills": (1.0, stills)}), BUILD, crops_only, seed=1)
+    mask_ds = PairDataset(PairMixture({"s": (1.0, synth_pool())}), BUILD, crops_only, seed=1)
     box_batch = default_collate([box_ds[i] for i in range(3)])
     mask_batch = default_collate([mask_ds[i] for i in range(3)])
     assert (box_batch["mask_kind"] == MASK_BOX).all() and box_batch["mask"].sum() == 0
     assert (mask_batch["mask_kind"] == MASK_EXACT).all() and mask_batch["mask"].sum() > 0
-    model = build_siammlg_model(cfg)
-    set_siammlg_train_mode(model)
-    step = SiamMLGStep(cfg, model, torch.device("cpu"))
+    model = cfg.build_model()
+    cfg.set_train_mode(model)
+    step = cfg.step(model, torch.device("cpu"))
     loss, _ = step(box_batch)
     assert step.parts["box_mask"] > 0 and step.parts["refine_box_mask"] > 0
     assert step.parts["mask"] == 0 and "refine_mask" not in step.parts
@@ -193,7 +212,7 @@ def test_mask_dataset_source_gives_exact_masks_and_refuses_val(tmp_path):
     vids = mask_dataset_videos(mcfg, BoxFilter(min_area=20, min_side=10))
     assert len(vids) == 1 and len(vids[0]) == 6
     pair = vids[0].sample(np.random.default_rng(0), 3)
-    s = make_sample(pair, GEO, None, SearchAugment(negative_prob=0), np.random.default_rng(1))
+    s = BUILD(pair, aug(photometric=False, negative_prob=0.0), np.random.default_rng(1))
     assert s["mask_kind"] == MASK_EXACT
     assert mask_iou(s["mask"][0].numpy().astype(bool), nn_crop(pair.x_mask, pair.x_box, s["box"].numpy())) > 0.95
     for opts in ({"split": "val"}, {"subset": "valid"}, {"subset": "val2017"}):
@@ -208,7 +227,7 @@ def test_training_sources_refuse_the_val_split(shared_data, tmp_path):
     data = DataConfig(root=str(shared_data / "sequences"), splits_file=str(tmp_path / "splits.json"),
                       crop=CropConfig(search_size=255), weights={"sequences": 1.0, "stills": 0.0, "synthetic": 0.0})
     with pytest.raises(AssertionError, match="validation sequence"):
-        build_mlg_sources(data, [])
+        build_training_sources(data, masks=True)
     with pytest.raises(ConfigError):
         from_dict(DataConfig, {"split": "val", "val_split": "val"})
 
@@ -217,9 +236,9 @@ def test_training_sources_refuse_the_val_split(shared_data, tmp_path):
 def _fixed_batch(n: int = 4, stage: str = "base", k: int = 2):
     pool = PairMixture({"s": (2.0, synth_pool()), "stills": (1.0, still_pool())})
     if stage == "base":
-        ds = MLGPairDataset(pool, GEO, None, SearchAugment(negative_prob=0.25), seed=2)
+        ds = PairDataset(pool, BUILD, aug(photometric=False, negative_prob=0.25), seed=2)
     else:
-        ds = MLGGroupDataset(pool, k, GEO, None, SearchAugment(shift=4, negative_prob=0.0), seed=2)
+        ds = GroupDataset(pool, k, BUILD, aug(photometric=False, translate=4.0, negative_prob=0.0), seed=2)
     return default_collate([ds[i] for i in range(n)])
 
 
@@ -229,13 +248,13 @@ def test_base_stage_lowers_the_loss_on_a_fixed_batch():
     batch = _fixed_batch(6)
     kinds = set(batch["mask_kind"].tolist())
     assert MASK_EXACT in kinds and MASK_BOX in kinds
-    model = build_siammlg_model(cfg)
+    model = cfg.build_model()
     assert not any(p.requires_grad for n, p in model.named_parameters() if n.startswith(("u2.", "backbone.layer1.")))
-    opt = torch.optim.SGD(param_groups(model, cfg), lr=cfg.optim.lr, momentum=0.9)
+    opt = torch.optim.SGD(cfg.param_groups(model), lr=cfg.cfg.optim.lr, momentum=0.9)
     assert [g["lr"] for g in opt.param_groups] == pytest.approx([1e-2, 1e-3])  # backbone x0.1
-    set_siammlg_train_mode(model)
+    cfg.set_train_mode(model)
     assert not model.backbone.layer1[0].bn1.training and model.backbone.layer2[0].bn1.training
-    step = SiamMLGStep(cfg, model, torch.device("cpu"))
+    step = cfg.step(model, torch.device("cpu"))
     losses = []
     for _ in range(6):
         loss, before = step(batch)
@@ -251,23 +270,23 @@ def test_base_stage_lowers_the_loss_on_a_fixed_batch():
 def base_ckpt(tmp_path):
     torch.manual_seed(1)
     cfg = train_cfg()
-    model = build_siammlg_model(cfg)
+    model = cfg.build_model()
     path = tmp_path / "base.pt"
     save_model(path, "siammlg", model)
     return path
 
 
 def test_update_stage_trains_only_u2_and_the_score_kernel(base_ckpt):
-    cfg = train_cfg("update", init_from=str(base_ckpt), k=2, augment={"shift": 4.0, "negative_prob": 0.0})
-    model = build_siammlg_model(cfg)
+    cfg = train_cfg("update", init_from=str(base_ckpt), k=2, augment={"translate": 4.0, "negative_prob": 0.0})
+    model = cfg.build_model()
     trained = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trained and all(n.startswith(("u2.", "score_head.conv_kernel.")) for n in trained)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     ref = read_checkpoint(base_ckpt)["state_dict"]
     assert all(torch.equal(before[k], ref[k]) for k in ref)  # the base weights were loaded
-    opt = torch.optim.SGD(param_groups(model, cfg), lr=0.05, momentum=0.9)
-    set_siammlg_train_mode(model)
-    step = SiamMLGStep(cfg, model, torch.device("cpu"))
+    opt = torch.optim.SGD(cfg.param_groups(model), lr=0.05, momentum=0.9)
+    cfg.set_train_mode(model)
+    step = cfg.step(model, torch.device("cpu"))
     batch = _fixed_batch(3, "update", k=2)
     assert batch["x"].shape[:2] == (3, 2) and (batch["distinct"] == 2).all()
     losses = []
@@ -286,14 +305,14 @@ def test_update_stage_trains_only_u2_and_the_score_kernel(base_ckpt):
 
 
 def test_update_stage_gradients_are_second_order(base_ckpt):
-    cfg = train_cfg("update", init_from=str(base_ckpt), k=2, augment={"shift": 4.0, "negative_prob": 0.0})
+    cfg = train_cfg("update", init_from=str(base_ckpt), k=2, augment={"translate": 4.0, "negative_prob": 0.0})
     batch = _fixed_batch(2, "update", k=2)
     grads = {}
     for second in (True, False):
         torch.manual_seed(0)
-        model = build_siammlg_model(cfg)
-        set_siammlg_train_mode(model)
-        loss, _ = SiamMLGStep(cfg, model, torch.device("cpu"))(batch, create_graph=second)
+        model = cfg.build_model()
+        cfg.set_train_mode(model)
+        loss, _ = cfg.step(model, torch.device("cpu"))(batch, create_graph=second)
         loss.backward()
         grads[second] = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
     kern = "score_head.conv_kernel.0.weight"
@@ -310,7 +329,7 @@ def test_update_stage_needs_a_matching_base_checkpoint(base_ckpt):
     cfg = train_cfg("update", model={**SLIM, "box_head": True}, init_from=str(base_ckpt),
                     augment={"negative_prob": 0.0})
     with pytest.raises(ValueError, match="another model config"):
-        build_siammlg_model(cfg)
+        cfg.build_model()
 
 
 def test_export_writes_fp16_siammlg_weights_the_tracker_loads(tmp_path):
@@ -339,25 +358,25 @@ def test_export_writes_fp16_siammlg_weights_the_tracker_loads(tmp_path):
 
 def test_unfreeze_schedule_starts_layer2_halfway():
     cfg = train_cfg(freeze=["backbone.conv1", "backbone.bn1", "backbone.layer1", "backbone.layer2"],
-                    unfreeze=["backbone.layer2"], unfreeze_at=0.5, backbone_lr_mult=0.1)
-    cfg.epochs, cfg.steps_per_epoch = 1, 6  # unfreezes before step 3
+                    unfreeze=["backbone.layer2"], unfreeze_at=0.5, backbone_lr_mult=0.1,
+                    epochs=1, steps_per_epoch=6)  # unfreezes before step 3
     torch.manual_seed(0)
-    model = build_siammlg_model(cfg)
+    model = cfg.build_model()
     layer2 = {n for n, _ in model.named_parameters() if n.startswith("backbone.layer2.")}
     assert layer2 and not any(p.requires_grad for n, p in model.named_parameters() if n in layer2)
-    groups = param_groups(model, cfg)
+    groups = cfg.param_groups(model)
     in_opt = {id(p) for g in groups if g["name"] == "backbone" for p in g["params"]}
     assert all(id(p) in in_opt for n, p in model.named_parameters() if n in layer2)
-    assert next(g for g in groups if g["name"] == "backbone")["lr"] == pytest.approx(0.1 * cfg.optim.lr)
+    assert next(g for g in groups if g["name"] == "backbone")["lr"] == pytest.approx(0.1 * cfg.cfg.optim.lr)
     opt = torch.optim.SGD(groups, lr=0.05, momentum=0.9, weight_decay=5e-4)
-    step = SiamMLGStep(cfg, model, torch.device("cpu"))
+    step = cfg.step(model, torch.device("cpu"))
     batch = _fixed_batch(2)
-    set_siammlg_train_mode(model)
+    cfg.set_train_mode(model)
     snap = {}
     for i in range(5):
-        if apply_unfreeze(model, cfg, i):
+        if cfg.before_step(model, i):
             assert i == 3
-            set_siammlg_train_mode(model)
+            cfg.set_train_mode(model)
         snap[i] = {n: p.detach().clone() for n, p in model.named_parameters() if n in layer2}
         bn = next(m for n, m in model.named_modules() if n == "backbone.layer2.0.bn1")
         assert bn.training is (i >= 3)
@@ -367,7 +386,7 @@ def test_unfreeze_schedule_starts_layer2_halfway():
         opt.step()
     assert all(torch.equal(snap[0][n], snap[3][n]) for n in layer2)  # frozen, weight decay included
     assert any(not torch.equal(snap[3][n], snap[4][n]) for n in layer2)
-    assert not apply_unfreeze(model, cfg, 4)  # once only
+    assert not cfg.before_step(model, 4)  # once only
     with pytest.raises(ValueError, match="not frozen"):
         train_cfg(freeze=["backbone.layer1"], unfreeze=["backbone.layer2"])
     with pytest.raises(ValueError, match="base-stage"):
@@ -377,16 +396,15 @@ def test_unfreeze_schedule_starts_layer2_halfway():
 def test_model_switches_come_from_the_variant_only():
     for variant, sk, grad in (("resnet34", "none", False), ("gradient", "none", True), ("sk", "neck", False),
                               ("full", "neck", True)):
-        model = build_siammlg_model(train_cfg(variant=variant))
+        model = train_cfg(variant=variant).build_model()
         assert model.cfg.sk == sk and (model.u2 is not None) == grad
     with pytest.raises(ConfigError, match="variant"):
-        build_siammlg_model(train_cfg(model={**SLIM, "sk": "none"}))
+        train_cfg(model={**SLIM, "sk": "none"}).build_model()
 
 
 def test_schedule_warmup_then_constant_then_step():
-    cfg = train_cfg(lr_milestones=[2.0, 4.0], lr_gamma=0.5)
-    cfg.optim = OptimConfig(lr=1e-3, schedule="constant", warmup_steps=5)
-    f = [siammlg_lr_factor(s, cfg) for s in range(50)]
+    cfg = train_cfg(lr_milestones=[2.0, 4.0], lr_gamma=0.5, optim={"lr": 1e-3, "schedule": "constant", "warmup_steps": 5})
+    f = [cfg.lr_factor(s) for s in range(50)]
     assert f[0] == pytest.approx(0.2) and f[4] == pytest.approx(1.0)
     assert f[5:20] == pytest.approx([1.0] * 15)
     assert f[20:40] == pytest.approx([0.5] * 20) and f[40:] == pytest.approx([0.25] * 10)
@@ -402,12 +420,12 @@ def test_init_backbone_loads_a_torchvision_state_dict_safely(tmp_path):
     tv["layer3.0.downsample.0.weight"] = torch.randn(256, 128, 1, 1)
     tv["fc.weight"] = torch.randn(1000, 512)
     torch.save(tv, tmp_path / "resnet34.pth")
-    model = build_siammlg_model(train_cfg(model={}, init_backbone=str(tmp_path / "resnet34.pth")))
+    model = train_cfg(model={"backbone": {"init": str(tmp_path / "resnet34.pth")}}).build_model()
     assert torch.equal(model.backbone.conv1.weight, tv["conv1.weight"])
     assert torch.equal(model.backbone.layer2[0].downsample[0].weight[:, :, 1, 1], tv["layer2.0.downsample.0.weight"][:, :, 0, 0])
     torch.save({"conv1.weight": SimpleNamespace()}, tmp_path / "pickle.pth")  # not loadable with weights_only
     with pytest.raises(Exception, match="[Ww]eights only|weights_only"):
-        build_siammlg_model(train_cfg(model={}, init_backbone=str(tmp_path / "pickle.pth")))
+        train_cfg(model={"backbone": {"init": str(tmp_path / "pickle.pth")}}).build_model()
 
 
 # -- configs and the trainer -------------------------------------------------------------------------------
@@ -415,17 +433,15 @@ CONFIGS = sorted((REPO / "configs").glob("siammlg*.yaml"))
 
 
 def test_shipped_configs_load_strictly():
-    from gradtrack.training.config import TrainConfig
-
     assert len(CONFIGS) == 12
     seen = {}
     for path in CONFIGS:
-        cfg = from_yaml(TrainConfig, path)
+        cfg = load_train_config(path)
         assert cfg.task == "siammlg" and cfg.data.crop.search_size == 255
         seen[path.stem] = cfg
-        model = build_siammlg_model(cfg) if cfg.siammlg.stage == "base" else None
+        model = SiamMLGRecipe(cfg).build_model() if cfg.siammlg.stage == "base" else None
         if model is not None and "cpu" not in path.stem:
-            assert model.cfg.backbone.channels == (64, 64, 128, 256)
+            assert model.cfg.backbone_config().channels == (64, 64, 128, 256)
     for name in ("siammlg_base", "siammlg_update"):  # the paper's recipe
         c = seen[name]
         assert (c.epochs, c.optim.lr, c.optim.momentum, c.optim.weight_decay) == (70, 1e-3, 0.9, 5e-4)
@@ -449,11 +465,11 @@ def test_shipped_configs_load_strictly():
     assert variants == {"siammlg_ablation_full_base": "full", "siammlg_ablation_full_update": "full",
                         "siammlg_ablation_gradient_base": "gradient", "siammlg_ablation_gradient_update": "gradient",
                         "siammlg_ablation_resnet34": "resnet34", "siammlg_ablation_sk": "sk"}
-    bad = yaml.safe_load((REPO / "configs/siammlg_base_cpu.yaml").read_text())
+    bad = load_yaml(REPO / "configs/siammlg_base_cpu.yaml")
     bad["siammlg"]["mask_wieght"] = 1.0
     with pytest.raises(ConfigError, match="mask_wieght"):
         from_dict(TrainConfig, bad)
-    bad = yaml.safe_load((REPO / "configs/siamfc_cpu.yaml").read_text())
+    bad = load_yaml(REPO / "configs/siamfc_cpu.yaml")
     bad["siammlg"] = {"stage": "base", "mask_weight": 1.0}
     with pytest.raises(ConfigError, match="siammlg"):
         from_dict(TrainConfig, bad)
@@ -461,7 +477,7 @@ def test_shipped_configs_load_strictly():
 
 def _small_cpu_config(tmp_path: Path, shared_data: Path, name: str, val_pairs: int = 0, tag: str = "",
                       **siammlg) -> Path:
-    cfg = yaml.safe_load((REPO / f"configs/{name}.yaml").read_text())
+    cfg = load_yaml(REPO / f"configs/{name}.yaml")
     cfg["data"].update(root=str(shared_data / "sequences"), splits_file=str(shared_data / "splits.json"),
                        limit_sequences=1, stills_per_sequence=2, package_stills=False, num_workers=0, val_pairs=val_pairs,
                        synthetic={"count": 2, "num_frames": 12, "presets": ["easy", "scale"], "seed": 1000})

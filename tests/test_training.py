@@ -9,10 +9,13 @@ import yaml
 
 from gradtrack.checkpoint import load_model, read_checkpoint, save_model
 from gradtrack.config import ConfigError, from_dict, from_yaml
+from gradtrack.data.samples import CropSamples
 from gradtrack.data.sources import PairDataset, build_training_sources, fixed_batches
-from gradtrack.models import build_model, centered_label
+from gradtrack.models import centered_label
 from gradtrack.training.config import TrainConfig, lr_factor
-from gradtrack.training.trainer import StepFn, build_training_model, gradnet_losses, train
+from gradtrack.training.recipes import build_recipe
+from gradtrack.training.recipes.siamese import gradnet_losses
+from gradtrack.training.trainer import train
 
 TINY_BACKBONE = {"channels": [8, 16, 16, 16, 16]}
 
@@ -52,17 +55,6 @@ def test_unknown_keys_are_errors(tmp_path):
         from_yaml(TrainConfig, p)
 
 
-def test_shipped_configs_load():
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1] / "configs"
-    names = [p for p in root.glob("*.yaml") if yaml.safe_load(p.read_text()).get("task") in ("siamfc", "gradnet")]
-    assert len(names) >= 6
-    for p in names:
-        cfg = from_yaml(TrainConfig, p)
-        build_model(cfg.task, {**cfg.model, **({"use_gradient": False} if cfg.gradnet.variant == "no_gradient" else {})})
-
-
 def test_schedules_match_the_papers(tmp_path):
     cfg = tiny_config(tmp_path, epochs=50, steps_per_epoch=10)
     lr = [cfg.optim.lr * lr_factor(e * 10, cfg) for e in range(50)]
@@ -81,16 +73,16 @@ def test_schedules_match_the_papers(tmp_path):
 
 def _fixed_batch(cfg, n=4):
     sources = build_training_sources(cfg.data)
-    ds = PairDataset(sources.mixture, cfg.data.crop, None, seed=0)
+    ds = PairDataset(sources.mixture, CropSamples(cfg.data.crop), None, seed=0)
     return fixed_batches(ds, n, n)[0]
 
 
 def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tmp_path):
     torch.manual_seed(0)
     cfg = tiny_config(tmp_path)
-    model = build_training_model(cfg)
+    model = build_recipe(cfg).build_model()
     batch = _fixed_batch(cfg)
-    step = StepFn(cfg, model, torch.device("cpu"))
+    step = build_recipe(cfg).step(model, torch.device("cpu"))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=1e-2, momentum=0.9)
     model.train()
@@ -113,12 +105,12 @@ def _state(model):
 
 def test_resume_continues_exactly(tmp_path):
     cfg = tiny_config(tmp_path, checkpoint_every=3)
-    full = train(cfg, out=tmp_path / "full", stop_step=6, progress=False, val_pool=None)
-    part = train(cfg, out=tmp_path / "part", stop_step=3, progress=False, val_pool=None)
+    full = train(cfg, out=tmp_path / "full", stop_step=6, progress=False)
+    part = train(cfg, out=tmp_path / "part", stop_step=3, progress=False)
     assert part.step == 3
     ck = read_checkpoint(tmp_path / "part" / "last.pt")
     assert ck["training"]["step"] == 3 and "rng" in ck["training"] and "optimizer" in ck["training"]
-    resumed = train(cfg, out=tmp_path / "part", resume=True, stop_step=6, progress=False, val_pool=None)
+    resumed = train(cfg, out=tmp_path / "part", resume=True, stop_step=6, progress=False)
     assert resumed.step == 6
     a, b = _state(full.model), _state(resumed.model)
     assert a.keys() == b.keys()
@@ -134,20 +126,20 @@ def test_resume_continues_exactly(tmp_path):
     assert steps == [1, 2, 3, 4, 5, 6]
     # and the run differs from its start (it did train)
     torch.manual_seed(cfg.seed)
-    init = build_training_model(cfg)
+    init = build_recipe(cfg).build_model()
     assert any(not torch.equal(v, init.state_dict()[k]) for k, v in a.items() if v.is_floating_point())
 
 
 def _siamfc_checkpoint(tmp_path):
     cfg = tiny_config(tmp_path)
-    model = build_training_model(cfg)
+    model = build_recipe(cfg).build_model()
     return save_model(tmp_path / "siamfc_tiny.pt", "siamfc", model)
 
 
 def test_gradnet_loss_after_reaches_u2_and_is_second_order(tmp_path):
     ck = _siamfc_checkpoint(tmp_path)
     cfg = tiny_config(tmp_path, task="gradnet", gradnet={"init_from": str(ck), "k": 3})
-    model = build_training_model(cfg)
+    model = build_recipe(cfg).build_model()
     model.train()
     model.siamfc.eval()
     torch.manual_seed(0)
@@ -178,8 +170,8 @@ def test_gradnet_variants_train_with_the_search_branch_frozen(tmp_path, variant)
         cfg = tiny_config(tmp_path, task="gradnet", gradnet={"init_from": str(ck), "k": 2},
                           model={**cfg.model, "shared_u1": False}, batch_size=2)
     torch.manual_seed(cfg.seed)  # the same initialisation as train() draws
-    start = build_training_model(cfg).state_dict()
-    res = train(cfg, out=tmp_path / variant, stop_step=3, progress=False, val_pool=None)
+    start = build_recipe(cfg).build_model().state_dict()
+    res = train(cfg, out=tmp_path / variant, stop_step=3, progress=False)
     ref = read_checkpoint(ck)["state_dict"]
     for k, v in res.model.siamfc.state_dict().items():
         assert torch.equal(v, ref[k]), k
@@ -203,11 +195,11 @@ def test_template_init_from_siamfc_covers_both_u1_of_w2u(tmp_path):
     cfg = tiny_config(tmp_path, task="gradnet", gradnet={"init_from": str(ck), "k": 2, "init_template_from_siamfc": True})
     cfg = tiny_config(tmp_path, task="gradnet", gradnet={"init_from": str(ck), "k": 2, "init_template_from_siamfc": True},
                       model={**cfg.model, "shared_u1": False})
-    model = build_training_model(cfg)
+    model = build_recipe(cfg).build_model()
     ref = read_checkpoint(ck)["state_dict"]
     heads = {k[len("backbone.head."):]: v for k, v in ref.items() if k.startswith("backbone.head.")}
     assert heads and model.u1_init is not None
-    for k, v in model.u1_init.state_dict().items():
+    for k, v in model.u1_init[0].state_dict().items():  # U1 = backbone head (+ the template neck)
         assert torch.equal(v, heads[k]), k
     for k, v in model.template.state_dict().items():
         assert torch.equal(v, ref["backbone." + k]), k
@@ -225,7 +217,7 @@ def test_export_fp16_keeps_responses(tmp_path):
     from gradtrack.training.export import export_weights
 
     cfg = tiny_config(tmp_path)
-    train(cfg, out=tmp_path / "r", stop_step=2, progress=False, val_pool=None)
+    train(cfg, out=tmp_path / "r", stop_step=2, progress=False)
     info = export_weights(tmp_path / "r", tmp_path / "w.pt", card=tmp_path / "w.md", hardware="test")
     assert info["fp16_check"]["same_peak"] and info["fp16_check"]["relative"] < 1e-2
     ck = torch.load(tmp_path / "w.pt", map_location="cpu", weights_only=True)

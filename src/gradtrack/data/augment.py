@@ -1,4 +1,4 @@
-"""Training crops and their augmentation (SiamFC recipe).
+"""Training crops and their augmentation: one config and one pair of crop functions for every recipe.
 
 SiamFC (siamfc-pytorch, notes §2) crops the search image at 255 px around the target with context 0.5,
 stretches it by ``1 + U(-0.05, 0.05)``, centre-crops 247 and random-crops 239 (a +-4 px translation);
@@ -7,6 +7,12 @@ sharpness and the 255 crop must be padded anyway, so gradtrack does the *same ge
 the source window is ``x_sz * 239 / 255 / stretch`` wide, shifted by the translation (in output pixels,
 converted to source pixels), and resampled straight to 239 px by :func:`gradtrack.geometry.crop.crop_and_resize`
 (mean-colour padding).  The exemplar is cropped directly at 127 from a ``z_sz / stretch`` window.
+
+SiamMLG (SiamMask's recipe) uses the same functions with its own strengths: the search crop is the
+whole 255 window (``search_size == instance_size``), shifted by up to ``translate`` pixels (64) and
+scaled by ``stretch`` (0.18); the template gets its own ``exemplar_stretch`` (isotropic; ``None`` means
+"the search's stretch and aspect", SiamFC) and ``exemplar_translate``; with probability ``negative_prob``
+the search crop comes from another video (a negative pair; SiamFC and GradNet keep 0).
 
 Photometric augmentation (applied to the crops, uint8 RGB in, uint8 RGB out): brightness/contrast/
 saturation jitter plus a per-channel gain (a cheap stand-in for SiamFC's PCA colour noise), conversion to
@@ -28,7 +34,9 @@ class AugmentConfig:
     stretch: float = 0.05  # relative scale jitter (uniform +-)
     aspect: float = 0.0  # extra independent per-axis jitter (uniform +-); 0 = isotropic as SiamFC
     translate: float = 4.0  # max shift of the search crop, in output pixels (SiamFC: 247 -> 239 = +-4)
+    exemplar_stretch: float | None = None  # isotropic exemplar scale jitter; None: stretch and aspect as the search
     exemplar_translate: float = 0.0  # max shift of the exemplar crop, output pixels
+    negative_prob: float = 0.0  # search crop from another video (negative pair; recipes with targets only)
     brightness: float = 0.15  # additive, fraction of 255
     contrast: float = 0.15
     saturation: float = 0.15
@@ -42,7 +50,9 @@ class AugmentConfig:
                      "saturation", "channel_gain"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
-        for name in ("grey_prob", "blur_prob"):
+        if self.exemplar_stretch is not None and not 0 <= self.exemplar_stretch < 1:
+            raise ValueError("exemplar_stretch must lie in [0, 1)")
+        for name in ("grey_prob", "blur_prob", "negative_prob"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be a probability")
         if not 0 < self.blur_sigma[0] <= self.blur_sigma[1]:
@@ -76,10 +86,10 @@ def box_center(box) -> tuple[float, float]:
     return float(box[0]) + float(box[2]) / 2.0, float(box[1]) + float(box[3]) / 2.0
 
 
-def _jitter(rng: np.random.Generator, cfg: AugmentConfig) -> tuple[float, float]:
-    s = 1.0 + rng.uniform(-cfg.stretch, cfg.stretch)
-    if cfg.aspect > 0:
-        a = rng.uniform(-cfg.aspect, cfg.aspect)
+def _jitter(rng: np.random.Generator, stretch: float, aspect: float) -> tuple[float, float]:
+    s = 1.0 + rng.uniform(-stretch, stretch)
+    if aspect > 0:
+        a = rng.uniform(-aspect, aspect)
         return s * (1 + a), s / (1 + a)
     return s, s
 
@@ -91,7 +101,8 @@ def crop_exemplar(image: np.ndarray, box, crop: CropConfig, aug: AugmentConfig |
     side = exemplar_window(box, crop.context)
     sx = sy = 1.0
     if aug is not None and rng is not None:
-        sx, sy = _jitter(rng, aug)
+        own = aug.exemplar_stretch is not None
+        sx, sy = _jitter(rng, aug.exemplar_stretch if own else aug.stretch, 0.0 if own else aug.aspect)
         if aug.exemplar_translate > 0:
             k = side / crop.exemplar_size
             cx += rng.uniform(-aug.exemplar_translate, aug.exemplar_translate) * k
@@ -99,24 +110,46 @@ def crop_exemplar(image: np.ndarray, box, crop: CropConfig, aug: AugmentConfig |
     return crop_and_resize(image, (cx, cy), (side / sx, side / sy), crop.exemplar_size)
 
 
-def crop_search(image: np.ndarray, box, crop: CropConfig, aug: AugmentConfig | None,
-                rng: np.random.Generator | None) -> tuple[np.ndarray, tuple[float, float]]:
-    """The search crop (``search_size`` square) around the target; returns ``(crop, (dx, dy))`` where
-    ``(dx, dy)`` is where the target centre lies relative to the crop centre, in output pixels."""
+def search_window(box, crop: CropConfig, aug: AugmentConfig | None, rng: np.random.Generator | None):
+    """The (jittered) search window around ``box``: ``(centre, (w, h) in source px, (dx, dy))``, where
+    ``(dx, dy)`` is where the target centre lands relative to the crop centre, in output pixels."""
     cx, cy = box_center(box)
     side = exemplar_window(box, crop.context) * crop.instance_size / crop.exemplar_size
     side *= crop.search_size / crop.instance_size  # the 239 part of the 255 window
     sx = sy = 1.0
     dx = dy = 0.0
     if aug is not None and rng is not None:
-        sx, sy = _jitter(rng, aug)
+        sx, sy = _jitter(rng, aug.stretch, aug.aspect)
         if aug.translate > 0:
             dx = rng.uniform(-aug.translate, aug.translate)
             dy = rng.uniform(-aug.translate, aug.translate)
     wx, wy = side / sx, side / sy
     # shifting the window by -d (output px) puts the target at +d from the crop centre
-    center = (cx - dx * wx / crop.search_size, cy - dy * wy / crop.search_size)
-    return crop_and_resize(image, center, (wx, wy), crop.search_size), (dx, dy)
+    return (cx - dx * wx / crop.search_size, cy - dy * wy / crop.search_size), (wx, wy), (dx, dy)
+
+
+def crop_search(image: np.ndarray, box, crop: CropConfig, aug: AugmentConfig | None,
+                rng: np.random.Generator | None) -> tuple[np.ndarray, tuple[float, float]]:
+    """The search crop (``search_size`` square) around the target; returns ``(crop, (dx, dy))`` (see
+    :func:`search_window`)."""
+    center, size, shift = search_window(box, crop, aug, rng)
+    return crop_and_resize(image, center, size, crop.search_size), shift
+
+
+def box_in_window(box, center, size, out: int) -> np.ndarray:
+    """``box`` (x, y, w, h, source px) as ``x1, y1, x2, y2`` in the continuous coordinates of the ``out``
+    pixel crop of the window ``center``/``size``."""
+    kx, ky = out / size[0], out / size[1]
+    x, y, w, h = (float(v) for v in box)
+    return np.array([(x - center[0]) * kx + out / 2, (y - center[1]) * ky + out / 2,
+                     (x + w - center[0]) * kx + out / 2, (y + h - center[1]) * ky + out / 2], dtype=np.float64)
+
+
+def crop_mask(mask: np.ndarray, center, size, out: int) -> np.ndarray:
+    """A bool mask through the same warp as the image crop (bilinear coverage thresholded at 0.5; outside
+    the image is background)."""
+    m = crop_and_resize(np.asarray(mask, dtype=np.float32)[:, :, None], center, size, out, pad_color=0.0)
+    return m[:, :, 0] >= 0.5
 
 
 def photometric(img: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:

@@ -10,17 +10,23 @@ convention of :mod:`gradtrack.geometry.boxes` (0-based ``x, y, w, h``; a mask co
 has ``x = c1, w = c2 - c1 + 1``), NaN for an empty mask.
 
 Mask sources are picklable and decode nothing until indexed (data-loader workers each open their own).
+
+For training (SiamMLG), :class:`MaskVideo` is a pair source whose pairs (:class:`MaskPair`) carry the
+search frame's mask; :class:`MaskDatasetConfig` names a mask dataset (YouTube-VOS, DAVIS, COCO) in its
+standard layout; :class:`PackedMasks` keeps procedural masks bit-packed in memory.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Literal
 
 import numpy as np
 
+from .pairs import Pair, sample_pair_indices
 from .sequence import Sequence, SequenceError
 
-__all__ = ["MaskFrames", "ArrayMasks", "LoadedMasks", "MaskSequence", "mask_to_box"]
+__all__ = ["MaskFrames", "ArrayMasks", "LoadedMasks", "MaskSequence", "mask_to_box", "MaskDatasetConfig", "MaskPair",
+           "PackedMasks", "MaskVideo"]
 
 
 def mask_to_box(mask) -> np.ndarray:
@@ -153,3 +159,85 @@ class MaskSequence(Sequence):
     def __repr__(self) -> str:
         ds = f"{self.dataset}/" if self.dataset else ""
         return f"MaskSequence({ds}{self.name}, {len(self)} frames)"
+
+
+# ------------------------------------------------------------------------------------------------
+# training sources with masks
+
+VAL_SUBSETS = ("val", "valid", "validation", "test", "test-dev", "testdev")
+
+
+@dataclass
+class MaskDatasetConfig:
+    """A mask dataset in its standard layout (read by :mod:`gradtrack.data.readers.masks`)."""
+
+    format: Literal["youtube_vos", "davis", "coco"] = "youtube_vos"
+    root: str = ""
+    weight: float = 1.0
+    options: dict[str, Any] = field(default_factory=dict)  # reader keyword arguments (subset, split, year...)
+    limit_sequences: int = 0
+    max_gap: int = 20  # SiamMask's frame range for YouTube-VOS
+
+    def validate(self) -> None:
+        if not self.root:
+            raise ValueError("a mask dataset needs a root")
+        if self.weight < 0 or self.max_gap < 0 or self.limit_sequences < 0:
+            raise ValueError("weight, max_gap and limit_sequences must be >= 0")
+        for key in ("subset", "split"):
+            v = self.options.get(key)
+            if isinstance(v, str) and (v.lower() in VAL_SUBSETS or v.lower().startswith("val")):
+                raise ValueError(f"mask dataset {self.format}: {key}={v!r} is a validation/test subset; "
+                                 "training never reads it")
+
+
+@dataclass
+class MaskPair(Pair):
+    """A :class:`Pair` whose search image comes with the object's mask (``H x W`` bool) or ``None``."""
+
+    x_mask: np.ndarray | None = None
+
+
+class PackedMasks:
+    """In-memory bool masks, bit-packed (1 bit / pixel): ``len()``, ``[i]`` -> ``H x W`` bool."""
+
+    def __init__(self, masks):
+        masks = [np.asarray(m, dtype=bool) for m in masks]
+        self.shapes = [m.shape for m in masks]
+        self.blobs = [np.packbits(m.reshape(-1)) for m in masks]
+
+    def __len__(self) -> int:
+        return len(self.blobs)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        h, w = self.shapes[i]
+        return np.unpackbits(self.blobs[i], count=h * w).reshape(h, w).astype(bool)
+
+    @property
+    def nbytes(self) -> int:
+        return int(sum(b.nbytes for b in self.blobs))
+
+
+class MaskVideo:
+    """Frames, boxes and masks of one object; ``sample`` draws a pair of usable frames (``max_gap`` apart)
+    as a :class:`MaskPair`.  ``frames`` and ``masks`` only need ``[i]`` (lazy readers or in-memory stores)."""
+
+    def __init__(self, key: str, frames, masks, boxes: np.ndarray, usable: np.ndarray):
+        self.key = key
+        self.frames, self.masks = frames, masks
+        self.boxes = np.asarray(boxes, dtype=np.float64)
+        self.frame_numbers = np.flatnonzero(np.asarray(usable, dtype=bool))
+        if len(self.frame_numbers) == 0:
+            raise ValueError(f"video {key!r} has no usable frame")
+
+    def __len__(self) -> int:
+        return len(self.frame_numbers)
+
+    def sample(self, rng: np.random.Generator, max_gap: int) -> MaskPair:
+        z, x = sample_pair_indices(self.frame_numbers, max_gap, rng)
+        mask = self.masks[x]
+        return MaskPair(np.asarray(self.frames[z]), self.boxes[z].copy(), np.asarray(self.frames[x]),
+                        self.boxes[x].copy(), self.key, None if mask is None else np.asarray(mask, dtype=bool))
+
+    @property
+    def nbytes(self) -> int:
+        return int(getattr(self.frames, "nbytes", 0)) + int(getattr(self.masks, "nbytes", 0))

@@ -4,13 +4,19 @@ Sources (each yields :class:`gradtrack.data.pairs.Pair` objects from a ``numpy``
 
 * :class:`VideoPool`: curated annotated videos (the ``folder`` dataset's train split, or procedural
   synthetic sequences from :mod:`gradtrack.data.synthetic`), pairs within ``max_gap`` frames;
-* :class:`gradtrack.data.stills.StillImages`: still-image pairs (train-split frames, package samples).
+* :class:`gradtrack.data.stills.StillImages`: still-image pairs (train-split frames, package samples);
+* with ``masks=True`` (SiamMLG) the procedural sequences are full-frame
+  :class:`~gradtrack.data.masks.MaskVideo` objects with their exact masks, and every configured mask
+  dataset (``data.mask_datasets``: YouTube-VOS, DAVIS, COCO; validation subsets refused) is one more source.
 
-:class:`PairMixture` draws from the sources with fixed weights.  :class:`PairDataset` (SiamFC; GradNet
-without template generalisation) and :class:`GroupDataset` (GradNet template generalisation: ``k``
-pairs from ``k`` different videos) are map-style datasets whose item ``i`` is a pure function of
-``(seed, i)``, so the data stream does not depend on the number of DataLoader workers, and resuming at
-step ``s`` just starts at item ``s * batch``.
+:class:`PairMixture` draws from the sources with fixed weights.  :class:`PairDataset` (one pair per item)
+and :class:`GroupDataset` (template generalisation: ``k`` pairs from ``k`` different videos) are
+map-style datasets whose item ``i`` is a pure function of ``(seed, i)``, so the data stream does not
+depend on the number of DataLoader workers, and resuming at step ``s`` just starts at item
+``s * batch``.  What a pair becomes is the dataset's *sample builder* (:mod:`gradtrack.data.samples`).
+
+Paths in a :class:`DataConfig` are used as they are: the training config resolves them once when it is
+loaded (:func:`gradtrack.training.config.load_train_config`).
 
 The validation split never enters training: :func:`build_training_sources` refuses sequences listed
 under ``val`` in the splits file (and :func:`build_validation_pool` takes only those).
@@ -28,7 +34,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .augment import AugmentConfig, CropConfig, crop_exemplar, crop_search, photometric, to_tensor_layout
+from ..io.frames import EncodedFrames
+from .augment import AugmentConfig, CropConfig
+from .masks import MaskDatasetConfig, MaskVideo, PackedMasks
 from .pairs import BoxFilter, CuratedVideo, Pair, usable_frames
 from .stills import StillConfig, StillImages, package_sample_images
 
@@ -69,6 +77,7 @@ class DataConfig:
     # pools are in use can deadlock the child) or "fork" / "forkserver"
     worker_start: Literal["spawn", "fork", "forkserver"] = "spawn"
     val_pairs: int = 64  # fixed validation pairs (or groups) from the val split; 0 = no validation
+    mask_datasets: list[MaskDatasetConfig] = field(default_factory=list)  # sources with masks (SiamMLG)
 
     def validate(self) -> None:
         unknown = set(self.weights) - {"sequences", "stills", "synthetic"}
@@ -144,17 +153,6 @@ class PairMixture:
 # building from a config
 
 
-def _resolve(path: str | None, base: Path | None) -> Path | None:
-    if path is None:
-        return None
-    p = Path(path).expanduser()
-    if not p.is_absolute() and base is not None and not p.exists():
-        q = base / p
-        if q.exists():
-            return q
-    return p
-
-
 def split_names(splits_file: Path | None, split: str) -> list[str]:
     if splits_file is None:
         return []
@@ -180,15 +178,18 @@ def assert_no_val(sequences, val_names: list[str]) -> None:
             raise AssertionError(f"validation sequence {sorted(hit)[0]!r} would be used for training")
 
 
-def _open_split(cfg: DataConfig, split: str, base: Path | None):
+def _splits(cfg: DataConfig) -> Path | None:
+    return None if cfg.splits_file is None else Path(cfg.splits_file).expanduser()
+
+
+def _open_split(cfg: DataConfig, split: str):
     from .readers import build_dataset  # the readers module is written alongside; imported lazily
 
-    root = _resolve(cfg.root, base)
-    splits = _resolve(cfg.splits_file, base)
+    splits = _splits(cfg)
     if splits is not None and not splits.is_file():
         raise FileNotFoundError(f"splits file not found: {splits}")
     kwargs = {"split": split, "splits": str(splits)} if splits is not None else {}
-    ds = build_dataset(cfg.format, str(root), **kwargs)
+    ds = build_dataset(cfg.format, str(Path(cfg.root).expanduser()), **kwargs)
     seqs = list(ds)
     if cfg.limit_sequences:
         seqs = seqs[: cfg.limit_sequences]
@@ -241,8 +242,27 @@ class TrainingSources:
     stats: dict
 
 
-def build_training_sources(cfg: DataConfig, base: Path | None = None, progress: bool = False) -> TrainingSources:
-    """Curate the train split, the still images and the synthetic sequences into a :class:`PairMixture`."""
+def mask_dataset_videos(cfg: MaskDatasetConfig, flt: BoxFilter) -> list[MaskVideo]:
+    """Every object of a mask dataset as a lazy :class:`MaskVideo` (frames and masks decoded on demand)."""
+    from .readers import build_dataset
+
+    ds = build_dataset(cfg.format, str(Path(cfg.root).expanduser()), **cfg.options)
+    names = list(ds.names)
+    if cfg.limit_sequences:
+        names = names[: cfg.limit_sequences]
+    out = []
+    for name in names:
+        seq = ds[name]
+        annotated = np.asarray(seq.masks.annotated(), dtype=bool)
+        usable = usable_frames(seq.boxes, seq.image_size, flt, seq.absent) & annotated
+        if usable.any():
+            out.append(MaskVideo(f"{cfg.format}/{seq.name}", seq.frames, seq.masks, seq.boxes, usable))
+    return out
+
+
+def build_training_sources(cfg: DataConfig, progress: bool = False, masks: bool = False) -> TrainingSources:
+    """Curate the train split, the still images and the synthetic sequences into a :class:`PairMixture`;
+    ``masks``: procedural sequences keep their masks (full frames) and the mask datasets join."""
     t0 = time.time()
     weights = {k: float(v) for k, v in cfg.weights.items()}
     videos: list[CuratedVideo] = []
@@ -251,8 +271,8 @@ def build_training_sources(cfg: DataConfig, base: Path | None = None, progress: 
                    "synthetic_sequences": 0}
     need_seq = weights.get("sequences", 0) > 0 or (weights.get("stills", 0) > 0 and cfg.stills_per_sequence > 0)
     if need_seq:
-        seqs = _open_split(cfg, cfg.split, base)
-        val_names = split_names(_resolve(cfg.splits_file, base), cfg.val_split)
+        seqs = _open_split(cfg, cfg.split)
+        val_names = split_names(_splits(cfg), cfg.val_split)
         assert_no_val(seqs, val_names)
         it = seqs
         if progress:
@@ -293,28 +313,39 @@ def build_training_sources(cfg: DataConfig, base: Path | None = None, progress: 
     if weights.get("synthetic", 0) > 0:
         for key, seq, boxes, absent in synthetic_sequences(cfg.synthetic):
             usable = usable_frames(boxes, seq.size, cfg.filter, absent)
-            if usable.any():
+            if not usable.any():
+                continue
+            if masks:  # exact masks: full frames (JPEG) and bit-packed masks in memory
+                synth_videos.append(MaskVideo(key, EncodedFrames(seq.frames, quality=90), PackedMasks(seq.masks),
+                                              boxes, usable))
+            else:
                 synth_videos.append(CuratedVideo(key, iter(seq.frames), boxes, usable, cfg.crop, cfg.cache_size,
                                                  cfg.cache_margin, cfg.cache_quality))
         stats["synthetic_sequences"] = len(synth_videos)
-    mixture = PairMixture({
+    sources = {
         "sequences": (weights.get("sequences", 0.0), VideoPool(videos, cfg.max_gap)),
         "stills": (weights.get("stills", 0.0), stills),
         "synthetic": (weights.get("synthetic", 0.0), VideoPool(synth_videos, cfg.max_gap)),
-    })
+    }
+    for n, mcfg in enumerate(cfg.mask_datasets if masks else []):
+        if mcfg.weight > 0:
+            mvids = mask_dataset_videos(mcfg, cfg.filter)
+            sources[f"mask:{mcfg.format}:{n}"] = (mcfg.weight, VideoPool(mvids, mcfg.max_gap))
+            stats[f"mask:{mcfg.format}:{n}"] = {"root": mcfg.root, "objects": len(mvids)}
+    mixture = PairMixture(sources)
     stats["mixture"] = mixture.describe()
     stats["curation_s"] = round(time.time() - t0, 1)
     stats["cache_bytes"] = int(sum(v.nbytes for v in videos + synth_videos))
     return TrainingSources(mixture, stats)
 
 
-def build_validation_pool(cfg: DataConfig, base: Path | None = None) -> VideoPool | None:
+def build_validation_pool(cfg: DataConfig) -> VideoPool | None:
     """Curated val-split videos (evaluated only, never trained on)."""
     if cfg.val_pairs <= 0 or cfg.splits_file is None:
         return None
     vcfg = DataConfig(**{**cfg.__dict__, "split": cfg.val_split, "val_split": cfg.split, "limit_sequences": 0})
-    seqs = _open_split(vcfg, cfg.val_split, base)
-    val_names = set(split_names(_resolve(cfg.splits_file, base), cfg.val_split))
+    seqs = _open_split(vcfg, cfg.val_split)
+    val_names = set(split_names(_splits(cfg), cfg.val_split))
     for seq in seqs:  # the reverse check: everything here must be listed as val
         if val_names and not (_ids(seq) & val_names):
             raise AssertionError(f"sequence {seq.name!r} is not in the validation split")
@@ -330,24 +361,15 @@ def item_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(index)])
 
 
-def make_crops(pair: Pair, crop: CropConfig, aug: AugmentConfig | None,
-               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    z = crop_exemplar(pair.z_image, pair.z_box, crop, aug, rng)
-    x, _ = crop_search(pair.x_image, pair.x_box, crop, aug, rng)
-    if aug is not None:
-        z = photometric(z, aug, rng)
-        x = photometric(x, aug, rng)
-    return to_tensor_layout(z), to_tensor_layout(x)
-
-
 INFINITE = 1 << 40
 
 
 class PairDataset(Dataset):
-    """Item ``i``: ``{"z": 3x127x127, "x": 3x239x239}`` float32 in [0, 255], a pure function of ``(seed, i)``."""
+    """Item ``i``: ``build(pair, aug, rng[, negative])`` of one pair (a pure function of ``(seed, i)``); with
+    ``aug.negative_prob`` the search frame comes from another video's pair (where the pool has one)."""
 
-    def __init__(self, mixture, crop: CropConfig, aug: AugmentConfig | None, seed: int, length: int = INFINITE):
-        self.mixture, self.crop, self.aug, self.seed, self.length = mixture, crop, aug, seed, length
+    def __init__(self, mixture, build, aug: AugmentConfig | None, seed: int, length: int = INFINITE):
+        self.mixture, self.build, self.aug, self.seed, self.length = mixture, build, aug, seed, length
 
     def __len__(self) -> int:
         return self.length
@@ -355,19 +377,23 @@ class PairDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         rng = item_rng(self.seed, i)
         _, pair = self.mixture.sample(rng)
-        z, x = make_crops(pair, self.crop, self.aug, rng)
-        return {"z": torch.from_numpy(z), "x": torch.from_numpy(x)}
+        neg = None
+        if self.aug is not None and self.aug.negative_prob > 0 and rng.random() < self.aug.negative_prob:
+            _, neg = self.mixture.sample(rng, {pair.video})
+            if neg.video == pair.video:  # a single-video pool: no negative possible
+                neg = None
+        return self.build(pair, self.aug, rng, neg)
 
 
 class GroupDataset(Dataset):
-    """Template generalisation: item ``i`` holds ``k`` pairs from ``k`` different videos,
-    ``{"z": k x 3x127x127, "x": k x 3x239x239}``; pair 0's template is *the* template of the group."""
+    """Template generalisation: item ``i`` holds ``k`` samples of pairs from ``k`` different videos, each
+    field stacked (``{"z": k x 3xExE, "x": k x 3xSxS, ...}``, + ``distinct``); pair 0's template is *the*
+    template of the group."""
 
-    def __init__(self, mixture, k: int, crop: CropConfig, aug: AugmentConfig | None, seed: int,
-                 length: int = INFINITE):
+    def __init__(self, mixture, k: int, build, aug: AugmentConfig | None, seed: int, length: int = INFINITE):
         if k < 1:
             raise ValueError("k must be >= 1")
-        self.mixture, self.k, self.crop, self.aug, self.seed, self.length = mixture, k, crop, aug, seed, length
+        self.mixture, self.k, self.build, self.aug, self.seed, self.length = mixture, k, build, aug, seed, length
 
     def __len__(self) -> int:
         return self.length
@@ -375,15 +401,35 @@ class GroupDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         rng = item_rng(self.seed, i)
         used: set[str] = set()
-        zs, xs = [], []
+        items = []
         for _ in range(self.k):
             _, pair = self.mixture.sample(rng, used)
             used.add(pair.video)
-            z, x = make_crops(pair, self.crop, self.aug, rng)
-            zs.append(z)
-            xs.append(x)
-        return {"z": torch.from_numpy(np.stack(zs)), "x": torch.from_numpy(np.stack(xs)),
-                "distinct": torch.tensor(len(used))}
+            items.append(self.build(pair, self.aug, rng))
+        out = {key: torch.stack([it[key] for it in items]) for key in items[0]}
+        out["distinct"] = torch.tensor(len(used))
+        return out
+
+
+def training_dataset(mixture, build, aug: AugmentConfig | None, seed: int, group: int | None) -> Dataset:
+    """:class:`GroupDataset` of ``group`` pairs per item, or :class:`PairDataset` when ``group`` is None."""
+    return PairDataset(mixture, build, aug, seed) if group is None else GroupDataset(mixture, group, build, aug, seed)
+
+
+VALIDATION_SEED = 10_000_019  # validation items use seed VALIDATION_SEED + the run's seed
+
+
+def validation_batches(pool: VideoPool | None, build, count: int, batch: int, seed: int,
+                       group: int | None = None) -> list[dict]:
+    """Fixed, unaugmented validation batches from ``pool``: ``count`` pairs, or ``count // k`` groups of
+    ``k = min(group, videos in the pool)`` pairs; empty without a pool or with ``count`` 0."""
+    if pool is None or count <= 0:
+        return []
+    mix = PairMixture({"val": (1.0, pool)})
+    if group is None:
+        return fixed_batches(PairDataset(mix, build, None, VALIDATION_SEED + seed), count, batch)
+    k = min(group, max(1, len(pool)))
+    return fixed_batches(GroupDataset(mix, k, build, None, VALIDATION_SEED + seed), max(1, count // group), batch)
 
 
 def fixed_batches(dataset: Dataset, count: int, batch: int, start: int = 0) -> list[dict]:

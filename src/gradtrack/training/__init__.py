@@ -1,7 +1,8 @@
-"""Training: configs, the loop (single process or torchrun), export of fp16 weights."""
-from .config import GradNetTrainConfig, OptimConfig, TrainConfig, lr_factor
+"""Training: configs, recipes (one per family), the generic loop (single process or torchrun), export."""
+from .config import GradNetTrainConfig, OptimConfig, SiamMLGTrainConfig, TrainConfig, load_train_config, lr_factor
 
-__all__ = ["GradNetTrainConfig", "OptimConfig", "TrainConfig", "lr_factor", "train"]
+__all__ = ["GradNetTrainConfig", "OptimConfig", "SiamMLGTrainConfig", "TrainConfig", "load_train_config", "lr_factor",
+           "train"]
 
 
 def train(*args, **kwargs):

@@ -1,4 +1,4 @@
-"""``gradtrack train CONFIG [--resume] [--out DIR] [--steps N] [--time-limit S]``.
+"""``gradtrack train CONFIG [--resume] [--out DIR] [--steps N] [--time-limit S] [--print-config]``.
 
 Multi-process: ``torchrun --nproc_per_node N -m gradtrack.training.cli train CONFIG`` (gloo on CPU,
 NCCL on CUDA); ``batch_size`` is per process.
@@ -12,18 +12,25 @@ from pathlib import Path
 
 
 def _run(args) -> int:
-    from ..config import ConfigError, from_yaml, replace
-    from .config import TrainConfig
+    import yaml
+
+    from ..config import ConfigError, replace, to_dict
+    from .config import load_train_config
+    from .recipes import build_recipe
     from .trainer import train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        cfg = from_yaml(TrainConfig, args.config)
+        cfg = load_train_config(args.config)
         if args.workers is not None:
-            cfg = replace(cfg, data={**_plain(cfg.data), "num_workers": args.workers})
-    except ConfigError as exc:
+            cfg = replace(cfg, data={**to_dict(cfg.data), "num_workers": args.workers})
+        build_recipe(cfg)  # the recipe's own checks, before anything is built
+    except (ConfigError, ValueError) as exc:
         print(f"gradtrack train: {exc}", file=sys.stderr)
         return 2
+    if args.print_config:
+        print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
+        return 0
     res = train(cfg, out=args.out, resume=args.resume, stop_step=args.steps, time_limit=args.time_limit,
                 progress=not args.no_progress)
     print(f"stopped at step {res.step}: loss {res.last_loss:.4f}, val loss "
@@ -36,15 +43,9 @@ def _run(args) -> int:
     return 0
 
 
-def _plain(obj):
-    from ..config import to_dict
-
-    return to_dict(obj)
-
-
 def register_cli(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a tracker from a YAML config",
-                              description="Train SiamFC or GradNet from a YAML training config.")
+                              description="Train a tracker (SiamFC, GradNet, SiamMLG) from a YAML training config.")
     p.add_argument("config", help="training config (YAML), e.g. configs/siamfc.yaml")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt if it exists")
     p.add_argument("--out", default=None, help="run folder (default: the config's out)")
@@ -54,6 +55,8 @@ def register_cli(subparsers) -> None:
     p.add_argument("--workers", type=int, default=None, help="override data.num_workers")
     p.add_argument("--export", default=None, help="after training, export fp16 weights (+ .md card) here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config (bases composed, paths resolved) as YAML and exit")
     p.set_defaults(func=_run)
 
 

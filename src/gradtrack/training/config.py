@@ -1,4 +1,5 @@
-"""Training configuration (strict dataclasses, loaded from YAML with :func:`gradtrack.config.from_yaml`).
+"""Training configuration: strict dataclasses for the loop and every recipe's section, loaded (bases
+composed, paths resolved) by :func:`load_train_config`.  Nothing here imports the loop or the recipes.
 
 Schedules (notes §1.7, §2):
 
@@ -22,15 +23,25 @@ GradNet variants (paper Table 3), set by ``gradnet.variant`` (training) and the 
 * "Ours w 2U": ``full`` with the model config ``shared_u1: false``;
 * "Ours w/o U" (no template update while tracking) uses the *full* weights; it is a tracker setting, not
   a training variant.
+
+SiamMLG (``siammlg`` section, see :mod:`gradtrack.training.recipes.siammlg`): stage ``base`` then stage
+``update``; its crop augmentation is ``data.augment`` (``translate``/``stretch``/``aspect`` of the search
+crop, ``exemplar_translate``/``exemplar_stretch``, ``negative_prob``) and its mask datasets are
+``data.mask_datasets``.
+
+Paths (:data:`PATH_FIELDS`): a relative path is used as given when it exists (relative to the working
+directory), else relative to the folder of the loaded config file when it exists there, else as given.
+``out`` is relative to the working directory.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
+from ..config import from_dict, load_yaml, to_dict
 from ..data.sources import DataConfig
-from .siammlg import SiamMLGTrainConfig
 
 
 @dataclass
@@ -68,6 +79,61 @@ class GradNetTrainConfig:
             raise ValueError("k must be >= 1")
 
 
+DEFAULT_FREEZE = ["backbone.conv1", "backbone.bn1", "backbone.layer1"]
+
+
+@dataclass
+class SiamMLGTrainConfig:
+    stage: Literal["base", "update"] = "base"
+    variant: Literal["resnet34", "gradient", "sk", "full"] = "full"  # the paper's ablation variants
+    init_from: str = ""  # a siammlg checkpoint (required for stage update: the trained base tracker)
+    # losses
+    score_weight: float = 1.0
+    mask_weight: float = 32.0  # SiamMask paper lambda_1 (foolwood's config: 36)
+    box_mask_weight: float = 4.0
+    box_mask_loss: Literal["dice", "bce"] = "dice"
+    iou_weight: float = 3.0  # SiamFC++; used only with model.box_head
+    iou_loss: Literal["log", "linear", "giou"] = "log"
+    refine: bool = True  # train Refine (if the model has one) at each positive sample's target cell
+    # parameters
+    backbone_lr_mult: float = 0.1
+    freeze: list[str] = field(default_factory=lambda: list(DEFAULT_FREEZE))
+    # SiamMask's backbone schedule: these frozen prefixes start training (at backbone_lr_mult x lr, BN
+    # statistics too) once ``unfreeze_at`` of the whole schedule (epochs x steps_per_epoch) is done
+    unfreeze: list[str] = field(default_factory=list)
+    unfreeze_at: float = 0.5
+    update_train: list[str] = field(default_factory=lambda: ["u2", "score_head.conv_kernel"])
+    k: int = 8  # stage update: search crops (different videos) per template
+    # schedule on top of optim (epochs at which the lr is multiplied by lr_gamma)
+    lr_milestones: list[float] = field(default_factory=lambda: [20.0])
+    lr_gamma: float = 0.5
+
+    def validate(self) -> None:
+        if self.k < 1:
+            raise ValueError("k must be >= 1")
+        if min(self.score_weight, self.mask_weight, self.box_mask_weight, self.iou_weight) < 0:
+            raise ValueError("loss weights must be >= 0")
+        if self.backbone_lr_mult < 0 or not 0 < self.lr_gamma <= 1:
+            raise ValueError("need backbone_lr_mult >= 0 and 0 < lr_gamma <= 1")
+        if not 0 <= self.unfreeze_at <= 1:
+            raise ValueError(f"unfreeze_at is a fraction of the schedule in [0, 1], got {self.unfreeze_at}")
+        missing = [p for p in self.unfreeze if not any(p == f or p.startswith(f + ".") for f in self.freeze)]
+        if missing:
+            raise ValueError(f"siammlg.unfreeze: {missing} are not frozen (list them, or a parent, in siammlg.freeze)")
+        if self.unfreeze and self.backbone_lr_mult == 0:
+            raise ValueError("siammlg.unfreeze needs backbone_lr_mult > 0 (the unfrozen layers train at that multiple)")
+        if self.stage == "update":
+            if self.unfreeze:
+                raise ValueError("siammlg.unfreeze is a base-stage schedule (stage update trains update_train only)")
+            if self.variant in ("resnet34", "sk"):
+                raise ValueError(f"variant {self.variant!r} has no gradient update: it has no update stage")
+            if not self.init_from:
+                raise ValueError("stage update needs init_from (the base-stage checkpoint)")
+            if not self.update_train:
+                raise ValueError("stage update needs at least one entry in update_train")
+
+
+
 @dataclass
 class TrainConfig:
     task: Literal["siamfc", "gradnet", "siammlg"] = "siamfc"
@@ -75,7 +141,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     gradnet: GradNetTrainConfig = field(default_factory=GradNetTrainConfig)
-    siammlg: SiamMLGTrainConfig = field(default_factory=SiamMLGTrainConfig)  # task: siammlg (see training.siammlg)
+    siammlg: SiamMLGTrainConfig = field(default_factory=SiamMLGTrainConfig)  # task: siammlg
     epochs: int = 50
     steps_per_epoch: int = 6000
     batch_size: int = 8  # pairs per step and process (GradNet full: templates per step, each with k searches)
@@ -100,10 +166,9 @@ class TrainConfig:
             raise ValueError("epochs, steps_per_epoch and batch_size must be >= 1")
         if self.checkpoint_every < 1 or self.log_every < 1 or self.val_every < 1:
             raise ValueError("checkpoint_every, log_every and val_every must be >= 1")
-        if self.task == "siamfc" and self.gradnet != GradNetTrainConfig():
-            raise ValueError("the gradnet section applies to task: gradnet only")
-        if self.task != "siammlg" and self.siammlg != SiamMLGTrainConfig():
-            raise ValueError("the siammlg section applies to task: siammlg only")
+        for section, default in (("gradnet", GradNetTrainConfig()), ("siammlg", SiamMLGTrainConfig())):
+            if self.task != section and getattr(self, section) != default:
+                raise ValueError(f"the {section} section applies to task: {section} only")
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -123,3 +188,49 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
     if o.warmup_steps and step < o.warmup_steps:
         f *= (step + 1) / o.warmup_steps
     return f
+
+
+# the path fields of a training config, as (section, field); also every mask dataset's root and every
+# backbone ``init`` file named anywhere in the model section
+PATH_FIELDS = [("data", "root"), ("data", "splits_file"), ("gradnet", "init_from"), ("siammlg", "init_from")]
+
+
+def _resolve(path: str | None, folder: Path) -> str | None:
+    if not path:
+        return path
+    p = Path(path).expanduser()
+    if p.is_absolute() or p.exists() or not (folder / p).exists():
+        return path
+    return str(folder / p)
+
+
+def resolve_paths(cfg: TrainConfig, folder: str | Path) -> TrainConfig:
+    """``cfg`` with its relative paths (:data:`PATH_FIELDS`, mask dataset roots, backbone ``init`` files) resolved against
+    ``folder`` where they do not exist as given but do there."""
+    folder = Path(folder)
+    d = to_dict(cfg)
+    for section, key in PATH_FIELDS:
+        d[section][key] = _resolve(d[section][key], folder)
+    for m in d["data"]["mask_datasets"]:
+        m["root"] = _resolve(m["root"], folder)
+    d["model"] = _resolve_inits(d["model"], folder)
+    return from_dict(TrainConfig, d)
+
+
+def _resolve_inits(section, folder: Path):
+    """Backbone ``init`` files (any value other than "" and "imagenet") in a model section, resolved."""
+    if not isinstance(section, dict):
+        return section
+    return {k: (_resolve(v, folder) if k == "init" and isinstance(v, str) and v != "imagenet"
+                else _resolve_inits(v, folder)) for k, v in section.items()}
+
+
+def load_train_config(path: str | Path) -> TrainConfig:
+    """The training config in ``path``: ``base`` files composed (:func:`gradtrack.config.load_yaml`), strictly
+    built and its paths resolved once (module docstring)."""
+    cfg = from_dict(TrainConfig, load_yaml(path), where=str(path))
+    return resolve_paths(cfg, Path(path).parent)
+
+
+__all__ = ["OptimConfig", "GradNetTrainConfig", "SiamMLGTrainConfig", "TrainConfig", "lr_factor", "load_train_config",
+           "resolve_paths", "PATH_FIELDS"]

@@ -22,10 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from ..checkpoint import load_model, save_model
-from ..models import centered_label
+from .recipes import recipe_class
 
 FP16_TOLERANCE = 1e-2  # max |r32 - r16| / range(r32)
-PAPER_NAMES = {"siamfc": "SiamFC", "gradnet": "GradNet", "siammlg": "SiamMLG"}
 
 
 def smooth_images(n: int, size: int, seed: int = 0) -> torch.Tensor:
@@ -41,19 +40,9 @@ def smooth_images(n: int, size: int, seed: int = 0) -> torch.Tensor:
 
 
 def responses(model, name: str, z: torch.Tensor, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The outputs compared by the fp16 check: the score map (all models); SiamMLG also its mask
-    correlation and, with the box head, its (l, t, r, b) map."""
-    model.eval()
-    if name == "siamfc":
-        with torch.no_grad():
-            return {"score": model(z, x)}
-    if name == "siammlg":
-        out = model(z, x, create_graph=False, full_mask=False)
-        return {k: out[k].detach().float() for k in ("score", "mask_corr", "box") if k in out}
-    size = (x.shape[-1] - z.shape[-1]) // 8 + 1
-    label, weight = centered_label(size, getattr(model.cfg, "label_radius", 2.0))
-    score, _, _ = model(z, x, label, weight, create_graph=False)
-    return {"score": score.detach()}
+    """The outputs compared by the storage check: the score map (all models) and what else the recipe of
+    ``name`` names (SiamMLG: its mask correlation and, with the box head, its (l, t, r, b) map)."""
+    return recipe_class(name).responses(model, z, x)
 
 
 def compare_fp16(model32, path16: Path, name: str, z=None, x=None) -> dict:
@@ -61,10 +50,13 @@ def compare_fp16(model32, path16: Path, name: str, z=None, x=None) -> dict:
     to its range (``relative`` is the worst of them) and whether the score peak lands on the same cell."""
     model16, _ = load_model(path16, expected=name)
     if z is None or x is None:
-        z = smooth_images(4, 127, seed=1)
-        x = smooth_images(4, 255, seed=2)
+        geo = model32.cfg.geometry()
+        e, n = geo.exemplar_size, geo.instance_size
+        z = smooth_images(4, e, seed=1)
+        x = smooth_images(4, n, seed=2)
         # put the exemplar into the centre of the search images so there is a real peak
-        x[:, :, 64:191, 64:191] = z
+        a = (n - e) // 2
+        x[:, :, a:a + e, a:a + e] = z
     r32 = responses(model32, name, z, x)
     r16 = responses(model16, name, z, x)
     per_output = {}
@@ -163,17 +155,14 @@ def _fmt(v, nd=4):
 def _pairs_seen(steps, tcfg: dict, meta: dict) -> str:
     try:
         n = int(steps) * int(tcfg.get("batch_size", 1)) * int(meta.get("world", 1))
-        if tcfg.get("task") == "gradnet" and tcfg.get("gradnet", {}).get("variant") == "full":
-            n *= int(tcfg["gradnet"]["k"])
-        if tcfg.get("task") == "siammlg" and tcfg.get("siammlg", {}).get("stage") == "update":
-            n *= int(tcfg["siammlg"]["k"])
-        return f"{n:,}"
+        return f"{n * recipe_class(tcfg['task']).searches_per_item(tcfg):,}"
     except (TypeError, ValueError, KeyError):
         return "n/a"
 
 
 def write_card(path: Path, name: str, weights: Path, meta: dict, data: dict, summary: dict, check: dict,
                notes: str) -> None:
+    recipe = recipe_class(name)
     tcfg = meta.get("train_config", {})
     steps = meta.get("trained_steps")
     wall = meta.get("train_wall_s")
@@ -197,11 +186,8 @@ def write_card(path: Path, name: str, weights: Path, meta: dict, data: dict, sum
         "",
         "## Training",
         f"- steps: {steps} (batch {tcfg.get('batch_size')} per process x {meta.get('world', 1)} process(es); "
-        f"{_pairs_seen(steps, tcfg, meta)} search regions seen"
-        + (f", k={tcfg.get('gradnet', {}).get('k')} search regions per template, variant {tcfg.get('gradnet', {}).get('variant')}"
-           if name == "gradnet" else "")
-        + (f", stage {tcfg.get('siammlg', {}).get('stage')}, variant {tcfg.get('siammlg', {}).get('variant')}"
-           if name == "siammlg" else "") + f"), schedule spans {tcfg.get('epochs')} x {tcfg.get('steps_per_epoch')} steps",
+        f"{_pairs_seen(steps, tcfg, meta)} search regions seen" + recipe.card_training(tcfg)
+        + f"), schedule spans {tcfg.get('epochs')} x {tcfg.get('steps_per_epoch')} steps",
         f"- optimiser: SGD lr {tcfg.get('optim', {}).get('lr')} -> {tcfg.get('optim', {}).get('lr_end')} "
         f"({tcfg.get('optim', {}).get('schedule')}), momentum {tcfg.get('optim', {}).get('momentum')}, "
         f"weight decay {tcfg.get('optim', {}).get('weight_decay')}",
@@ -219,10 +205,9 @@ def write_card(path: Path, name: str, weights: Path, meta: dict, data: dict, sum
         "",
         "## Caveats",
         "- trained on a small pool on a 2-core CPU for a short time: far fewer pairs than the papers (ILSVRC-VID, 50 epochs"
-        + ("; SiamMLG: YouTube-VOS/COCO masks and an ImageNet ResNet-34" if name == "siammlg" else "")
-        + f"); expect clearly lower accuracy than published {PAPER_NAMES.get(name, name)} numbers.",
+        + recipe.card_caveat + f"); expect clearly lower accuracy than published {recipe.paper_name} numbers.",
     ]
-    if name == "siammlg":
+    if recipe.card_model_config:
         mcfg = meta.get("model_config") or {}
         lines.insert(lines.index("## Training data"), f"Model config: `{json.dumps(mcfg)}`\n" if mcfg else "")
     if notes:

@@ -1,8 +1,9 @@
 """Losses for SiamMLG (two-branch SiamMask + optional anchor-free box head).
 
-Geometry: a 255 search crop, a ``S x S`` map (``S = 25``) of cells at stride 8 with cell ``(i, j)`` centred
-on crop pixel ``(31 + 8 j, 31 + 8 i)`` (pixel *indices*; its continuous centre is ``+0.5``).  The mask of
-cell ``(i, j)`` covers the 127x127 crop window whose top-left pixel index is ``(8 j - 32, 8 i - 32)``.
+Geometry: a :class:`~gradtrack.geometry.ScoreMapGeometry` ``geo`` (default: SiamMLG's, a 255 search crop and
+a 25 x 25 map at stride 8 with cell ``(i, j)`` centred on continuous crop coordinate
+``(offset + stride j, offset + stride i)``, offset 31.5, i.e. pixel *index* 31).  The mask of cell ``(i, j)``
+covers the ``exemplar_size`` (127) crop window centred there (top-left pixel index ``(8 j - 32, 8 i - 32)``).
 Boxes here are ``(x1, y1, x2, y2)`` in continuous crop coordinates (pixel ``u`` covers ``[u, u+1)``).
 
 * :func:`score_loss`: SiamFC's balanced logistic loss (positives/negatives weighted 0.5/N each).
@@ -20,10 +21,18 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from ..geometry import ScoreMapGeometry
 from ..models.heads import ltrb_targets  # noqa: F401  (re-exported: the targets of iou_loss)
 from ..models.labels import balanced_logistic_loss
+from ..models.siammlg import SiamMLGConfig
 
-STRIDE, OFFSET, WINDOW = 8, 31, 127
+SIAMMLG_GEOMETRY = SiamMLGConfig().geometry()
+
+
+def _window(geo: ScoreMapGeometry) -> tuple[int, int, int]:
+    """``(window side, stride, first window's top-left pixel index)`` of the mask windows of ``geo``."""
+    window = geo.exemplar_size
+    return window, geo.stride, int(round(geo.offset - 0.5)) - window // 2
 
 
 def score_loss(score: torch.Tensor, label: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
@@ -46,11 +55,12 @@ def positive_cells(label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tor
 
 
 def mask_windows(gt_mask: torch.Tensor, batch: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
-                 window: int = WINDOW, stride: int = STRIDE, offset: int = OFFSET) -> torch.Tensor:
+                 geo: ScoreMapGeometry = SIAMMLG_GEOMETRY) -> torch.Tensor:
     """The ``window x window`` ground-truth mask windows of chosen cells: ``gt_mask`` ``B x 1 x H x W`` (or
     ``B x H x W``) -> ``N x window x window``.  Pixels outside the crop count as background."""
+    window, stride, start = _window(geo)
     gt = gt_mask.reshape(gt_mask.shape[0], *gt_mask.shape[-2:])
-    pad = window // 2 - offset  # 32: the first window starts at pixel -32
+    pad = -start  # 32: the first window starts at pixel -32
     gt = F.pad(gt, [pad, pad, pad, pad])
     base = torch.arange(window, device=gt.device)
     ys = stride * rows[:, None] + base[None]  # N x window (padded coordinates)
@@ -81,9 +91,9 @@ def box_coverage(boxes: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Te
 
 
 def window_boxes(boxes: torch.Tensor, batch: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
-                 window: int = WINDOW, stride: int = STRIDE, offset: int = OFFSET) -> torch.Tensor:
-    """Crop boxes ``B x 4`` (x1, y1, x2, y2) expressed in the 127 window of each chosen cell: ``N x 4``."""
-    start = offset - window // 2
+                 geo: ScoreMapGeometry = SIAMMLG_GEOMETRY) -> torch.Tensor:
+    """Crop boxes ``B x 4`` (x1, y1, x2, y2) expressed in the mask window of each chosen cell: ``N x 4``."""
+    _, stride, start = _window(geo)
     ox = (start + stride * cols).to(boxes.dtype)
     oy = (start + stride * rows).to(boxes.dtype)
     b = boxes[batch]
