@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 mkdir -p runs
 for config in "$@"; do
-  run=$("$PY" -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))['out'])" "$config")
+  # the resolved config (bases composed) says where the run goes
+  run=$("$PY" -m gradtrack.cli train "$config" --print-config | "$PY" -c "import sys, yaml; print(yaml.safe_load(sys.stdin)['out'])")
   if [ -f "$run/final.pt" ]; then
     echo "[$(date -u +%T)] $config: schedule complete ($run/final.pt), not training"
     continue

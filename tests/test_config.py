@@ -158,3 +158,53 @@ def test_load_yaml_errors(tmp_path):
     wrong.write_text("a: 1\nzzz: 2\n")
     with pytest.raises(ConfigError, match=r"wrong\.yaml: unknown key\(s\) \['zzz'\]"):
         from_yaml(Inner, wrong)
+
+
+# -- composition: base files ---------------------------------------------------------------------------
+def _write(path, text: str):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_base_is_deep_merged_and_relative_to_the_file(tmp_path):
+    _write(tmp_path / "bases" / "root.yaml", "name: root\ninner: {a: 5, b: 7.0}\nitems: [1, 2, 3]\nweights: {x: 1.0}\n")
+    _write(tmp_path / "bases" / "mid.yaml", "base: root.yaml\ninner: {b: 8.0}\nmode: slow\n")  # relative to bases/
+    leaf = _write(tmp_path / "runs" / "leaf.yaml", "base: ../bases/mid.yaml\nitems: [9]\nweights: {y: 2.0}\n")
+    data = load_yaml(leaf)
+    assert "base" not in data
+    assert data == {"name": "root", "inner": {"a": 5, "b": 8.0}, "items": [9], "weights": {"x": 1.0, "y": 2.0},
+                    "mode": "slow"}
+    cfg = from_yaml(Outer, leaf)
+    assert cfg.inner == Inner(5, 8.0) and cfg.items == [9] and cfg.mode == "slow"
+
+
+def test_unknown_keys_stay_errors_after_merging(tmp_path):
+    _write(tmp_path / "root.yaml", "inner: {a: 5}\n")
+    leaf = _write(tmp_path / "leaf.yaml", "base: root.yaml\ninner: {c: 1}\n")
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['c'\]"):
+        from_yaml(Outer, leaf)
+    _write(tmp_path / "bad_root.yaml", "typo: 1\n")
+    with pytest.raises(ConfigError, match="typo"):
+        from_yaml(Outer, _write(tmp_path / "leaf2.yaml", "base: bad_root.yaml\nname: y\n"))
+
+
+def test_base_cycles_missing_bases_and_duplicate_keys_are_errors(tmp_path):
+    _write(tmp_path / "a.yaml", "base: b.yaml\nname: a\n")
+    _write(tmp_path / "b.yaml", "base: a.yaml\nname: b\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_yaml(tmp_path / "a.yaml")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_yaml(_write(tmp_path / "self.yaml", "base: self.yaml\n"))
+    with pytest.raises(ConfigError, match="not found"):
+        load_yaml(_write(tmp_path / "orphan.yaml", "base: nowhere.yaml\n"))
+    with pytest.raises(ConfigError, match="base must be a file name"):
+        load_yaml(_write(tmp_path / "list_base.yaml", "base: [a.yaml]\n"))
+    with pytest.raises(ConfigError, match="duplicate key 'name'"):
+        load_yaml(_write(tmp_path / "dup.yaml", "name: a\nmode: fast\nname: b\n"))
+    with pytest.raises(ConfigError, match="duplicate key 'a'"):
+        load_yaml(_write(tmp_path / "dup_nested.yaml", "inner:\n  a: 1\n  a: 2\n"))
+    # the same base reached twice through two branches of a chain is not a cycle
+    _write(tmp_path / "r.yaml", "name: r\n")
+    _write(tmp_path / "m.yaml", "base: r.yaml\nmode: slow\n")
+    assert load_yaml(_write(tmp_path / "l.yaml", "base: m.yaml\n")) == {"name": "r", "mode": "slow"}

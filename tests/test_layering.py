@@ -78,3 +78,60 @@ def test_no_upward_imports(path: Path):
 def test_every_part_has_a_layer():
     parts = {p.stem if p.is_file() else p.name for p in SRC.iterdir() if p.suffix == ".py" or (p / "__init__.py").exists()}
     assert parts <= set(LAYERS), f"add these to LAYERS: {sorted(parts - set(LAYERS))}"
+
+
+def test_data_does_not_import_models():
+    """Training samples are built from the score-map geometry (gradtrack.geometry), never from the models."""
+    bad = [f"{p.relative_to(SRC)} line {line}: {target}" for p in FILES if _part(_module_name(p)) == "data"
+           for line, target in _imports(p) if _part(target) == "models"]
+    assert not bad, "\n".join(bad)
+
+
+def _module_of(target: str, modules: set[str]) -> str | None:
+    """The module a (possibly ``package.name``) import target refers to, if it is one of ``modules``."""
+    while target and target not in modules:
+        target = target.rpartition(".")[0]
+    return target or None
+
+
+def _graph(top_level_only: bool) -> dict[str, set[str]]:
+    """Module -> the gradtrack modules it imports (``top_level_only``: module-level statements only)."""
+    modules = {_module_name(p).removesuffix(".__init__"): p for p in FILES}
+    graph: dict[str, set[str]] = {}
+    for mod, path in modules.items():
+        tree = ast.parse(path.read_text(), str(path))
+        lines = {n.lineno for n in (tree.body if top_level_only else ast.walk(tree))
+                 if isinstance(n, (ast.Import, ast.ImportFrom))}
+        deps = {_module_of(t, set(modules)) for line, t in _imports(path) if line in lines}
+        graph[mod] = {d for d in deps if d and d != mod and not mod.startswith(d + ".")}
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    path: list[str] = []
+
+    def visit(m: str) -> list[str] | None:
+        state[m] = 1
+        path.append(m)
+        for d in sorted(graph.get(m, ())):
+            if state.get(d) == 1:
+                return path[path.index(d):] + [d]
+            if d not in state and (found := visit(d)):
+                return found
+        state[m] = 2
+        path.pop()
+        return None
+
+    for m in sorted(graph):
+        if m not in state and (found := visit(m)):
+            return found
+    return None
+
+
+def test_no_import_circles():
+    """No cycle among the gradtrack modules, counting every import: top-level ones and function-local ones
+    (a lazy import only postpones a circle, it does not remove it).  Not an edge: a module importing a name
+    from its own package (``from . import TRACKERS``): Python initialises the package before its submodules."""
+    cycle = _cycle(_graph(top_level_only=False))
+    assert cycle is None, " -> ".join(cycle)

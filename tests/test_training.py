@@ -251,3 +251,120 @@ def test_cli_trains_and_resumes(tmp_path):
     bad.write_text("task: siamfc\nbogus: 1\n")
     args = ap.parse_args(["train", str(bad)])
     assert args.func(args) == 2
+
+
+# -- configs: composition, resolution, every shipped file ------------------------------------------------
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+CONFIG_FILES = sorted((REPO / "configs").rglob("*.yaml"))
+
+
+def _fingerprint(cfg) -> str:
+    import hashlib
+    import json
+
+    from gradtrack.config import to_dict
+
+    return hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def test_every_config_builds_its_recipe_and_model(monkeypatch):
+    """Every file in configs/ loads (bases composed), builds its recipe and model, and the model's score map on
+    the training crops has the size the recipe's labels are made for; the composed files resolve to their
+    recorded fingerprints."""
+    from gradtrack.models import build_model
+    from gradtrack.training.config import load_train_config
+
+    monkeypatch.chdir(REPO)
+    assert len(CONFIG_FILES) >= 23 + 3
+    got, seen = {}, set()
+    for path in CONFIG_FILES:
+        cfg = load_train_config(path)
+        recipe = build_recipe(cfg)
+        model_cfg = getattr(recipe, "model_cfg", None) or recipe.model_dict()
+        key = (cfg.task, repr(model_cfg), repr(cfg.data.crop))
+        if key not in seen:  # one forward pass per distinct model and crops
+            seen.add(key)
+            model = build_model(cfg.task, model_cfg)
+            c = cfg.data.crop
+            score = recipe.responses(model, torch.zeros(1, 3, c.exemplar_size, c.exemplar_size),
+                                     torch.zeros(1, 3, c.search_size, c.search_size))["score"]
+            assert score.shape[-2:] == (recipe.geometry.score_size,) * 2, path
+        name = str(path.relative_to(REPO / "configs"))
+        if name in FINGERPRINTS:
+            got[name] = _fingerprint(cfg)
+    assert got == FINGERPRINTS
+
+
+def test_print_config_shows_the_resolved_config(tmp_path, capsys):
+    from gradtrack.config import to_dict
+    from gradtrack.training.cli import main
+    from gradtrack.training.config import load_train_config
+
+    path = REPO / "configs" / "gradnet_cpu_finetune_wo_mg.yaml"
+    assert main(["train", str(path), "--print-config"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown == to_dict(load_train_config(path))
+    assert shown["gradnet"]["variant"] == "no_gradient" and shown["optim"]["lr"] == 1e-3  # leaf, then its base
+    assert shown["data"]["filter"]["min_area"] == 100.0  # from the root base
+
+
+def test_paths_are_resolved_once_against_the_config_folder(tmp_path, monkeypatch):
+    from gradtrack.training.config import load_train_config
+
+    work, folder = tmp_path / "work", tmp_path / "cfgs"
+    for d in ("seqs", "masks"):
+        (folder / d).mkdir(parents=True)
+    (folder / "splits.json").write_text("{}")
+    (folder / "r34.pth").write_text("")
+    (work / "here").mkdir(parents=True)
+    monkeypatch.chdir(work)
+    (folder / "root.yaml").write_text(yaml.safe_dump({"task": "siammlg", "data": {
+        "root": "seqs", "splits_file": "splits.json", "mask_datasets": [{"format": "davis", "root": "masks"}]}}))
+    (folder / "run.yaml").write_text("base: root.yaml\nmodel: {backbone: {init: r34.pth}}\nsiammlg: {init_from: here}\n"
+                                     "out: runs/x\n")
+    cfg = load_train_config(folder / "run.yaml")
+    assert cfg.data.root == str(folder / "seqs") and cfg.data.splits_file == str(folder / "splits.json")
+    assert cfg.data.mask_datasets[0].root == str(folder / "masks")
+    assert cfg.model["backbone"]["init"] == str(folder / "r34.pth")
+    assert cfg.siammlg.init_from == "here"  # exists as given (relative to the working directory): kept
+    assert cfg.out == "runs/x"  # the run folder is relative to the working directory
+    (folder / "other.yaml").write_text(yaml.safe_dump({"task": "siamfc", "data": {"root": "nowhere"},
+                                                       "model": {"backbone": {"init": "imagenet"}}}))
+    cfg = load_train_config(folder / "other.yaml")
+    assert cfg.data.root == "nowhere" and cfg.model["backbone"]["init"] == "imagenet"  # nothing to resolve to
+
+
+# sha256 (first 12 hex digits) of every resolved config (json, sorted keys).  They were taken when every
+# composed file was checked to resolve to its 0f8b567 version (before composition) with the renamed fields
+# (siammlg.augment -> data.augment, siammlg.mask_datasets -> data.mask_datasets, siammlg.init_backbone ->
+# model.backbone.init); change one only on purpose.
+FINGERPRINTS = {
+    "base/gradnet.yaml": "361f192e5c7d",
+    "base/gradnet_cpu.yaml": "aa2ae4a2d8a4",
+    "base/siamfc.yaml": "6c3938fcc35c",
+    "base/siammlg.yaml": "4fd1e47ca59f",
+    "base/siammlg_cpu.yaml": "7fefbb0d0be6",
+    "gradnet.yaml": "361f192e5c7d",
+    "gradnet_cpu.yaml": "aa2ae4a2d8a4",
+    "gradnet_cpu_finetune.yaml": "5775811066ab",
+    "gradnet_cpu_finetune_w2u.yaml": "f8c4dc455230",
+    "gradnet_cpu_finetune_wo_m.yaml": "4fae234d747e",
+    "gradnet_cpu_finetune_wo_mg.yaml": "1eaefce57dc0",
+    "gradnet_w2u.yaml": "5c2275a13d37",
+    "gradnet_wo_m.yaml": "562c7063cd08",
+    "gradnet_wo_mg.yaml": "cb07962988ec",
+    "siamfc.yaml": "6c3938fcc35c",
+    "siamfc_cpu.yaml": "6db0cafaaefa",
+    "siammlg_ablation_full_base.yaml": "54155f073fec",
+    "siammlg_ablation_full_update.yaml": "e6a059797ffb",
+    "siammlg_ablation_gradient_base.yaml": "83d61d8b48cc",
+    "siammlg_ablation_gradient_update.yaml": "d16a6bdf5c2e",
+    "siammlg_ablation_resnet34.yaml": "ceeddea0aeff",
+    "siammlg_ablation_sk.yaml": "7b7bd909f6a0",
+    "siammlg_base.yaml": "4fd1e47ca59f",
+    "siammlg_base_cpu.yaml": "7fefbb0d0be6",
+    "siammlg_gradient_base_cpu.yaml": "1840bc643d71",
+    "siammlg_gradient_update_cpu.yaml": "6cd86ff13aba",
+    "siammlg_update.yaml": "cd4b51e96b12",
+    "siammlg_update_cpu.yaml": "701448f97bad",
+}
