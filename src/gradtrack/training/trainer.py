@@ -124,20 +124,6 @@ def trainable(model: torch.nn.Module) -> list[torch.nn.Parameter]:
 # checkpoints
 
 
-def save_training_checkpoint(path: Path, cfg: TrainConfig, model, optimizer, scheduler, scaler, step: int,
-                             extra_meta: dict | None = None) -> None:
-    train_state = {
-        "step": step,
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict() if scaler is not None else {},
-        "rng": rng_state(),
-        "train_config": to_dict(cfg),
-    }
-    meta = {"step": step, "task": cfg.task, **(extra_meta or {})}
-    save_model(path, cfg.task, model, meta=meta, extra={"training": train_state})
-
-
 def _prune(out: Path, keep: int) -> None:
     ckpts = sorted(out.glob("step_*.pt"))
     for p in ckpts[:-keep] if keep > 0 else ckpts:
@@ -204,7 +190,21 @@ class Optimisation:
         self.scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
 
     def save(self, path: Path, step: int, meta: dict) -> None:
-        save_training_checkpoint(path, self.cfg, self.model, self.optimizer, self.scheduler, self.scaler, step, meta)
+        """A training checkpoint: the model plus everything ``--resume`` needs (``weights_only``-loadable)."""
+        train_state = {"step": step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                       "scaler": self.scaler.state_dict() if self.scaler is not None else {}, "rng": rng_state(),
+                       "train_config": to_dict(self.cfg)}
+        save_model(path, self.cfg.task, self.model, meta={"step": step, "task": self.cfg.task, **meta},
+                   extra={"training": train_state})
+
+    def checkpoint(self, out: Path, step: int, meta: dict, final: bool) -> None:
+        """``last.pt``, and ``final.pt`` at the end of the schedule or ``step_N.pt`` (the last few kept)."""
+        self.save(out / "last.pt", step, meta)
+        if final:
+            self.save(out / "final.pt", step, meta)
+        elif self.cfg.keep_checkpoints > 0:
+            self.save(out / f"step_{step:07d}.pt", step, meta)
+            _prune(out, self.cfg.keep_checkpoints)
 
     def resume(self, last: Path) -> tuple[int, float]:
         """Load ``last``: ``(step, training wall time so far)``; RNG states restored."""
@@ -317,16 +317,9 @@ def train(cfg: TrainConfig, out: str | Path | None = None, *, resume: bool = Fal
             "device": info.device.type}
 
     def checkpoint(at: int, final: bool = False) -> None:
-        if not info.main:
-            return
-        m = {**meta, "train_wall_s": round(prior_wall + time.time() - t_start, 1), "val_loss": val_loss,
-             "threads": torch.get_num_threads()}
-        opt.save(last, at, m)
-        if final:
-            opt.save(out / "final.pt", at, m)
-        elif cfg.keep_checkpoints > 0:
-            opt.save(out / f"step_{at:07d}.pt", at, m)
-            _prune(out, cfg.keep_checkpoints)
+        if info.main:
+            opt.checkpoint(out, at, {**meta, "train_wall_s": round(prior_wall + time.time() - t_start, 1),
+                                     "val_loss": val_loss, "threads": torch.get_num_threads()}, final)
 
     recipe.set_train_mode(model)
     params = trainable(model)
