@@ -368,3 +368,14 @@ FINGERPRINTS = {
     "siammlg_update.yaml": "cd4b51e96b12",
     "siammlg_update_cpu.yaml": "701448f97bad",
 }
+
+
+def test_the_loop_and_the_export_know_no_family_by_name():
+    """Family decisions belong to the recipes: the loop and the export never name a task."""
+    import re
+
+    for mod in ("trainer.py", "export.py"):
+        text = (REPO / "src" / "gradtrack" / "training" / mod).read_text()
+        code = re.sub(r'""".*?"""', "", text, flags=re.S)  # docstrings may mention families
+        hits = re.findall(r".*(?:siamfc|gradnet|siammlg|task ==|mlg).*", code, flags=re.I)
+        assert not hits, f"{mod}: {hits}"
