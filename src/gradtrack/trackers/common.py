@@ -11,7 +11,10 @@ of a 127 crop is therefore centred at ``8 * 2.5 + 43.5 = 63.5 = 127 / 2``.  Resp
 template's first column on search cell ``i``, i.e. the template centre on crop coordinate
 ``8 i + 63.5``, which equals the crop centre ``127.5`` for ``i = 8 = (17 - 1) / 2``.  Hence
 
-    response cell i  <->  offset (i - (n - 1) / 2) * stride crop pixels from the crop centre.
+    response cell i  <->  offset (i - (n - 1) / 2) * stride crop pixels from the crop centre
+
+(:meth:`gradtrack.geometry.ScoreMapGeometry.cell_to_displacement`; the sizes, stride and ``n`` are the
+model's, ``model.cfg.geometry()``, see :func:`tracker_geometry`).
 
 ``cv2.resize`` (half-pixel centres) maps upsampled index ``p`` to response coordinate
 ``(p + 0.5) / up - 0.5``, so ``p`` <-> ``((p + 0.5) / up - 0.5 - (n - 1) / 2) * stride`` crop pixels; for
