@@ -376,9 +376,23 @@ def folder_ds(request):
     return build_dataset("folder", shared / "sequences")
 
 
-def test_folder_reads_all_44_sequences(folder_ds, shared_data):
-    assert len(folder_ds) == 44
-    assert "otb/Crossing" in folder_ds.names and "uav123/car16_2" in folder_ds.names
+# The pool after the December 2026 additions (../shared/data/README.md), counted from the files:
+# 110 sequence folders, 47,277 groundtruth rows; splits.json: train 94 / 42,868 frames, val 16 / 4,409.
+POOL_SEQUENCES, POOL_FRAMES = 110, 47277
+SPLIT_SIZES = {"train": (94, 42868), "val": (16, 4409)}
+POOL_KINDS = {"davis": 44, "dtb70": 4, "mot360": 1, "otb": 6, "ptb-tir": 1, "tld": 7, "uav123": 23, "uavdt": 5,
+              "vot": 16, "vot-tir": 2, "votlt": 1}
+
+
+def test_folder_reads_all_sequences_of_the_pool(folder_ds, shared_data):
+    assert len(folder_ds) == POOL_SEQUENCES
+    kinds: dict[str, int] = {}
+    for name in folder_ds.names:
+        kinds[name.split("/")[0]] = kinds.get(name.split("/")[0], 0) + 1
+    assert kinds == POOL_KINDS
+    for name in ("otb/Crossing", "uav123/car16_2", "davis/bmx-bumps", "vot-tir/horse", "ptb-tir/airplane",
+                 "tld/08_volkswagen", "tld/09_carchase", "mot360/office_woman", "votlt/car9", "otb/Basketball"):
+        assert name in folder_ds.names, name
     total = 0
     for seq in folder_ds:
         meta = json.loads((shared_data / "sequences" / seq.name / "meta.json").read_text())
@@ -388,16 +402,68 @@ def test_folder_reads_all_44_sequences(folder_ds, shared_data):
         assert (w, h) == (meta["width"] + meta["width"] % 2, meta["height"] + meta["height"] % 2), seq.name
         assert seq.frames.fps == meta["fps"]
         total += len(seq)
-    assert total == 16165
+    assert total == POOL_FRAMES
+
+
+def test_folder_every_groundtruth_row_and_absent_frame(folder_ds, shared_data):
+    """Every sequence's groundtruth.txt, read independently of the reader: same rows, ``nan`` rows are the
+    absent frames (DAVIS empty masks, TLD, UAV123 out-of-view), frame 0 always has a box."""
+    absent_total = 0
+    for seq in folder_ds:
+        raw = [line for line in (shared_data / "sequences" / seq.name / "groundtruth.txt").read_text().splitlines()
+               if line.strip()]
+        nan_rows = [i for i, line in enumerate(raw) if "nan" in line.lower()]
+        assert len(seq.boxes) == len(raw), seq.name
+        assert np.flatnonzero(seq.absent).tolist() == nan_rows, seq.name
+        assert np.isnan(seq.boxes[nan_rows]).all() and not np.isnan(np.delete(seq.boxes, nan_rows, 0)).any(), seq.name
+        assert 0 not in nan_rows, seq.name
+        ok = ~seq.absent
+        assert (seq.boxes[ok, 2:] > 0).all(), seq.name
+        first = [float(v) for v in raw[0].replace("\t", ",").replace(" ", ",").split(",") if v]
+        shift = 1.0 if seq.meta["one_based"] else 0.0
+        np.testing.assert_allclose(seq.boxes[0], np.array(first) - [shift, shift, 0, 0], err_msg=seq.name)
+        absent_total += len(nan_rows)
+    # MANIFEST-added-2026-12.md: DAVIS bmx-bumps 14 / surf 1, TLD volkswagen 3435 / carchase 1268
+    assert int(folder_ds["davis/bmx-bumps"].absent.sum()) == 14 and int(folder_ds["davis/surf"].absent.sum()) == 1
+    assert int(folder_ds["tld/08_volkswagen"].absent.sum()) == 3435
+    assert int(folder_ds["tld/09_carchase"].absent.sum()) == 1268
+    assert absent_total == 5177
+    # the 1-based OTB-style sources are shifted, the others (DAVIS, TLD, VOT, thermal, mot360) are not
+    assert folder_ds["otb/Basketball"].meta["one_based"] is True and folder_ds["uav123/car14"].meta["one_based"] is True
+    for name in ("davis/bear", "tld/09_carchase", "vot/book", "vot-tir/horse", "ptb-tir/airplane",
+                 "mot360/office_woman", "votlt/car9"):
+        assert folder_ds[name].meta["one_based"] is False, name
+
+
+@pytest.mark.parametrize("name", ["davis/bmx-bumps", "vot-tir/horse", "ptb-tir/airplane", "mot360/office_woman",
+                                  "votlt/car9", "tld/09_carchase"])
+def test_folder_decodes_first_and_last_frame_of_new_kinds(shared_data, name):
+    """First and last frame of a few of the new kinds (DAVIS with nan rows, thermal, mot360, the long-term
+    aerial car, the longest TLD video at 9,928 frames with a padded odd height): the last-frame access
+    checks the video's real frame count against the annotation rows."""
+    ds = build_dataset("folder", shared_data / "sequences")
+    seq = ds[name]
+    meta = json.loads((shared_data / "sequences" / name / "meta.json").read_text())
+    h, w = meta["height"] + meta["height"] % 2, meta["width"] + meta["width"] % 2
+    first, last = seq.frames[0], seq.frames[len(seq) - 1]
+    assert first.shape == last.shape == (h, w, 3) and first.dtype == np.uint8
+    assert first.std() > 1.0 and last.std() > 1.0  # real picture content, not a blank frame
+    assert not np.array_equal(first, last)
+    with pytest.raises(IndexError):
+        seq.frames[len(seq)]
 
 
 def test_folder_split_and_frame_decoding(folder_ds, shared_data):
     root = shared_data / "sequences"
     train = build_dataset("folder", root, split="train")
     val = build_dataset("folder", root, split="val")
-    assert len(train) == 36 and len(val) == 8
+    splits = json.loads((shared_data / "splits.json").read_text())
+    for ds, key in ((train, "train"), (val, "val")):
+        assert ds.names == splits[key]
+        assert (len(ds), sum(len(ds[n].boxes) for n in ds.names)) == SPLIT_SIZES[key], key
     assert not set(train.names) & set(val.names) and set(train.names) | set(val.names) == set(folder_ds.names)
-    assert "otb/Crossing" in val.names
+    assert "otb/Crossing" in val.names and "davis/soapbox" in val.names and "vot-tir/horse" in val.names
+    assert "tld/08_volkswagen" in train.names and "tld/09_carchase" in train.names
     s = val["tld/04_pedestrian2"]
     assert s.frames[0].shape == (240, 320, 3)
     with pytest.raises(DatasetError, match="no split 'test'"):

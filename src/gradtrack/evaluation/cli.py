@@ -3,10 +3,13 @@
     gradtrack eval --tracker gradnet --weights w.pt --dataset otb --root data/OTB100 --results results \\
                    [--protocol ope|vot|got10k] [--workers N] [--sequences a,b] [--split train|val|test] [--device cpu]
     gradtrack report results [--trackers a,b] [--out reports] [--dataset otb --root data/OTB100]
+    gradtrack report [results] --compare A B [--intersect] [--margin 0.05] [--json cmp.json] [--markdown cmp.md]
 
 ``eval`` runs the protocol (resumable: sequences with valid result files are skipped), then prints the scores.
 ``report`` scores result folders against the ground truth and writes plots, Markdown and JSON; without
 ``--dataset/--root`` it uses the dataset recorded in the first tracker's ``run_info.json``.
+``report --compare A B`` compares two result sets (tracker folders ``RESULTS/<tracker>``, or tracker names
+inside ``results``) sequence by sequence, with a bootstrap interval (:mod:`gradtrack.evaluation.compare`).
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 
-__all__ = ["register_cli", "cmd_eval", "cmd_report"]
+__all__ = ["register_cli", "cmd_eval", "cmd_report", "cmd_compare"]
 
 
 def _usage_error(msg: str) -> Exception:
@@ -161,10 +164,94 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recorded_dataset(info_path: Path):
+    try:
+        info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    except (OSError, ValueError) as exc:  # unreadable, not UTF-8, not JSON
+        raise _usage_error(f"{info_path} is unreadable or not valid JSON ({exc}); pass --dataset and --root") from None
+    ds_info = info.get("dataset") if isinstance(info, dict) else None
+    if not isinstance(ds_info, dict) or not ds_info.get("root") or not isinstance(ds_info.get("name"), str):
+        return None
+    from .runner import DatasetSpec
+
+    return DatasetSpec(ds_info["name"], ds_info["root"], ds_info.get("kwargs") or {})
+
+
+def _report_dataset(args: argparse.Namespace, info_path: Path):
+    if args.dataset and args.root:
+        return _dataset_spec(args.dataset, args.root, args.split)
+    if args.dataset or args.root:
+        raise _usage_error("give both --dataset and --root (or neither, to use the run_info.json of the results)")
+    spec = _recorded_dataset(info_path)
+    if spec is None:
+        raise _usage_error(f"no dataset recorded in {info_path}; pass --dataset and --root for the ground truth")
+    return spec
+
+
+def _result_set(root: Path | None, text: str) -> Path:
+    if root is not None and (root / text).is_dir():
+        return root / text
+    if Path(text).is_dir():
+        return Path(text)
+    where = f" (neither {root / text} nor {text})" if root is not None else ""
+    raise _usage_error(f"result set not found: {text}{where}; give a tracker folder written by `gradtrack eval` "
+                       f"(RESULTS/<tracker>) or a tracker name inside RESULTS")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """``gradtrack report [RESULTS] --compare A B``: paired per-sequence comparison of two result sets."""
+    from . import results as R
+    from .compare import SequenceMismatchError, compare_results, markdown_comparison
+    from .scoring import to_jsonable
+
+    root = Path(args.results) if args.results else None
+    if root is not None and not root.is_dir():
+        raise _usage_error(f"results folder not found: {root}")
+    if args.trackers or args.out:
+        raise _usage_error("--trackers and --out make a multi-tracker report; with --compare use --json / --markdown")
+    if args.margin < 0:
+        raise _usage_error(f"--margin must be >= 0, got {args.margin}")
+    path_a, path_b = (_result_set(root, t) for t in args.compare)
+    spec = _report_dataset(args, path_a / "run_info.json")
+    rec_b = _recorded_dataset(path_b / "run_info.json")
+    if not (args.dataset and args.root) and rec_b is not None and rec_b != spec:
+        print(f"note: {path_b} records a different dataset ({rec_b.name} at {rec_b.root}, {rec_b.kwargs}); both sets "
+              f"are scored against {spec.name} at {spec.root} {spec.kwargs}", file=sys.stderr)
+    ds = _open(spec)
+    kwargs = {}
+    if args.invalid_frames:
+        kwargs["invalid_frames"] = args.invalid_frames
+    if args.norm_prec_score:
+        kwargs["norm_prec_score"] = args.norm_prec_score
+    try:
+        cmp = compare_results(path_a, path_b, ds, sequences=_split_names(args.sequences), intersect=args.intersect,
+                              margin=args.margin, **kwargs)
+    except (SequenceMismatchError, R.ResultFileError, KeyError, ValueError) as exc:
+        raise _usage_error(str(exc).strip("'\"")) from None
+    md = markdown_comparison(cmp, title=args.title)
+    print(md)
+    if args.intersect and (cmp["only_a"] or cmp["only_b"] or cmp["missing_both"]):
+        print(f"note: --intersect: compared on the {len(cmp['sequences'])} common sequence(s); left out "
+              f"{len(cmp['only_a'])} only in A, {len(cmp['only_b'])} only in B", file=sys.stderr)
+    if args.markdown:
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(md)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(to_jsonable(cmp), indent=1, allow_nan=False) + "\n")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from . import results as R
     from .report import build_report
 
+    if args.compare:
+        return cmd_compare(args)
+    if args.intersect or args.json or args.markdown:
+        raise _usage_error("--intersect, --json and --markdown go with --compare A B")
+    if not args.results:
+        raise _usage_error("give the RESULTS folder (or --compare A B)")
     root = Path(args.results)
     if not root.is_dir():
         raise _usage_error(f"results folder not found: {root}")
@@ -174,22 +261,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     missing = [t for t in trackers if not (root / t).is_dir()]
     if missing:
         raise _usage_error(f"no results for {', '.join(missing)} in {root}; found: {', '.join(R.list_trackers(root))}")
-    if args.dataset and args.root:
-        spec = _dataset_spec(args.dataset, args.root, args.split)
-    elif args.dataset or args.root:
-        raise _usage_error("give both --dataset and --root (or neither, to use the run_info.json of the results)")
-    else:
-        info_path = root / trackers[0] / "run_info.json"
-        try:
-            info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-        except (OSError, ValueError) as exc:  # unreadable, not UTF-8, not JSON
-            raise _usage_error(f"{info_path} is unreadable or not valid JSON ({exc}); pass --dataset and --root") from None
-        ds_info = info.get("dataset") if isinstance(info, dict) else None
-        if not isinstance(ds_info, dict) or not ds_info.get("root") or not isinstance(ds_info.get("name"), str):
-            raise _usage_error(f"no dataset recorded in {info_path}; pass --dataset and --root for the ground truth")
-        from .runner import DatasetSpec
-
-        spec = DatasetSpec(ds_info["name"], ds_info["root"], ds_info.get("kwargs") or {})
+    spec = _report_dataset(args, root / trackers[0] / "run_info.json")
     ds = _open(spec)
     out = Path(args.out) if args.out else root.parent / "reports" / root.name
     kwargs = {}
@@ -251,8 +323,12 @@ def register_cli(subparsers) -> None:
     p = subparsers.add_parser(
         "report", help="compare trackers' result folders: plots (PNG/SVG), Markdown table, JSON summary",
         description="Score every tracker folder in RESULTS (or --trackers) against the ground truth and write "
-                    "success/precision plots, report.md and summary.json.")
-    p.add_argument("results", metavar="RESULTS", help="results folder (holding one folder per tracker)")
+                    "success/precision plots, report.md and summary.json.  With --compare A B: paired "
+                    "per-sequence differences A - B of two result sets, a 90 %% percentile bootstrap interval over "
+                    "sequences (10,000 resamples, seed 0), wins/losses per sequence, per attribute/tag, a verdict; "
+                    "Markdown on stdout.")
+    p.add_argument("results", metavar="RESULTS", nargs="?", default=None,
+                   help="results folder (holding one folder per tracker); optional with --compare")
     p.add_argument("--trackers", default=None, metavar="A,B", help="only these trackers (default: all folders)")
     p.add_argument("--out", default=None, metavar="DIR", help="report folder (default: RESULTS/../reports/<name>)")
     p.add_argument("--dataset", default=None, help="dataset reader for the ground truth (default: from run_info.json)")
@@ -266,4 +342,12 @@ def register_cli(subparsers) -> None:
                    help="OPE normalised precision: got10k area over [0, 0.5] (default) or pysot value at 0.2")
     p.add_argument("--eao-interval", default=None, choices=("vot2016", "vot2017", "vot2018", "vot2019"),
                    help="VOT EAO interval (default vot2016)")
+    p.add_argument("--compare", nargs=2, default=None, metavar=("A", "B"),
+                   help="compare two result sets: tracker folders (RESULTS/<tracker>) or tracker names in RESULTS")
+    p.add_argument("--intersect", action="store_true",
+                   help="--compare: use the sequences both sets have (default: refuse when they differ)")
+    p.add_argument("--margin", type=float, default=0.05,
+                   help="--compare: |A - B| above this counts as a win/loss of the sequence (default 0.05)")
+    p.add_argument("--json", default=None, metavar="FILE", help="--compare: also write the comparison as JSON")
+    p.add_argument("--markdown", default=None, metavar="FILE", help="--compare: also write the Markdown to FILE")
     p.set_defaults(func=cmd_report)
