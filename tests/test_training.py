@@ -199,7 +199,7 @@ def test_template_init_from_siamfc_covers_both_u1_of_w2u(tmp_path):
     ref = read_checkpoint(ck)["state_dict"]
     heads = {k[len("backbone.head."):]: v for k, v in ref.items() if k.startswith("backbone.head.")}
     assert heads and model.u1_init is not None
-    for k, v in model.u1_init[0].state_dict().items():  # U1 = backbone head (+ the template neck)
+    for k, v in model.u1_init.state_dict().items():  # U1 = backbone head (+ u1_init_neck)
         assert torch.equal(v, heads[k]), k
     for k, v in model.template.state_dict().items():
         assert torch.equal(v, ref["backbone." + k]), k

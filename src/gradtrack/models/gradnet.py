@@ -86,10 +86,10 @@ class GradNet(nn.Module):
         self.u2 = GradientUpdate(self.template.f2_channels, cfg.u2_kernel, cfg.grad_scale)
         self.adjust = ResponseAdjust(cfg.siamfc.adjust_scale, cfg.siamfc.adjust_learn_scale)
         # "w 2U" ablation: a second U1 for the initial template (the gradient is taken through it)
-        self.u1_init = None
+        self.u1_init = self.u1_init_neck = None
         if not cfg.shared_u1:
-            self.u1_init = nn.Sequential(build_backbone(cfg.template_spec()).head,
-                                         make_neck(self.template.out_channels, cfg.siamfc.neck_channels))
+            self.u1_init = build_backbone(cfg.template_spec()).head
+            self.u1_init_neck = make_neck(self.template.out_channels, cfg.siamfc.neck_channels)
 
     # -- building blocks -------------------------------------------------------------------------
     def search_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -103,7 +103,7 @@ class GradNet(nn.Module):
 
     def u1_initial(self, f2: torch.Tensor) -> torch.Tensor:
         """The U1 of the initial template (its own in the "w 2U" ablation)."""
-        return self.u1_init(f2) if self.u1_init is not None else self.u1(f2)
+        return self.u1_init_neck(self.u1_init(f2)) if self.u1_init is not None else self.u1(f2)
 
     def score(self, template: torch.Tensor, xf: torch.Tensor) -> torch.Tensor:
         return self.adjust(xcorr(center_crop(template, self.cfg.siamfc.template_crop), xf))

@@ -136,9 +136,12 @@ class GradNetRecipe(SiamFCRecipe):
             raise ValueError(f"gradnet.init_from must be a SiamFC checkpoint, {path} holds {ckpt['model']!r}")
         load_state(model.siamfc, ckpt["state_dict"], source=str(path))
         if g.init_template_from_siamfc:
-            load_state(model.template, _under(ckpt["state_dict"], "backbone."), source=str(path))
+            sd = ckpt["state_dict"]
+            load_state(model.template, _under(sd, "backbone."), source=str(path))
+            load_state(model.template_neck, _under(sd, "neck."), source=str(path))
             if model.u1_init is not None:  # "w 2U": the initial template's own U1 starts from the same conv3-5
-                load_state(model.u1_init[0], _under(ckpt["state_dict"], "backbone.head."), source=str(path))
+                load_state(model.u1_init, _under(sd, "backbone.head."), source=str(path))
+                load_state(model.u1_init_neck, _under(sd, "neck."), source=str(path))
         for p in model.siamfc.parameters():
             p.requires_grad_(False)
         if not model.cfg.use_gradient:  # "w/o MG": U2 is never used, so it is not trained (nor decayed)
