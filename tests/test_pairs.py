@@ -107,6 +107,13 @@ def test_crop_search_translation_and_exemplar_scale():
     ys, xs = np.nonzero(z[:, :, 0] > 150)
     k = 127 / exemplar_window(box, 0.5)  # output px per source px
     assert abs((xs.max() - xs.min() + 1) - 8 * k) < 2.0
+    # exemplar_translate moves the target off the exemplar centre by the drawn output pixels (SiamMLG's
+    # template shift), and with its own isotropic exemplar_stretch the draws are (stretch, dx, dy)
+    aug = AugmentConfig(exemplar_stretch=0.0, exemplar_translate=5.0)
+    z = crop_exemplar(img, box, crop, aug, np.random.default_rng(4))
+    draws = np.random.default_rng(4).uniform(-1, 1, size=3)
+    ys, xs = np.nonzero(z[:, :, 0] > 150)
+    assert abs(xs.mean() + 0.5 - (63.5 + 5 * draws[1])) < 0.75 and abs(ys.mean() + 0.5 - (63.5 + 5 * draws[2])) < 0.75
 
 
 def test_still_pair_ground_truth_follows_the_transform():

@@ -96,18 +96,20 @@ def _jitter(rng: np.random.Generator, stretch: float, aspect: float) -> tuple[fl
 
 def crop_exemplar(image: np.ndarray, box, crop: CropConfig, aug: AugmentConfig | None,
                   rng: np.random.Generator | None) -> np.ndarray:
-    """The exemplar crop (``exemplar_size`` square) centred on the target, with optional jitter."""
+    """The exemplar crop (``exemplar_size`` square) around the target, with optional jitter: a shift of
+    up to ``exemplar_translate`` output pixels moves the target off the crop centre by that much."""
     cx, cy = box_center(box)
     side = exemplar_window(box, crop.context)
     sx = sy = 1.0
+    dx = dy = 0.0
     if aug is not None and rng is not None:
         own = aug.exemplar_stretch is not None
         sx, sy = _jitter(rng, aug.exemplar_stretch if own else aug.stretch, 0.0 if own else aug.aspect)
         if aug.exemplar_translate > 0:
-            k = side / crop.exemplar_size
-            cx += rng.uniform(-aug.exemplar_translate, aug.exemplar_translate) * k
-            cy += rng.uniform(-aug.exemplar_translate, aug.exemplar_translate) * k
-    return crop_and_resize(image, (cx, cy), (side / sx, side / sy), crop.exemplar_size)
+            dx = rng.uniform(-aug.exemplar_translate, aug.exemplar_translate)
+            dy = rng.uniform(-aug.exemplar_translate, aug.exemplar_translate)
+    wx, wy, n = side / sx, side / sy, crop.exemplar_size
+    return crop_and_resize(image, (cx - dx * wx / n, cy - dy * wy / n), (wx, wy), n)
 
 
 def search_window(box, crop: CropConfig, aug: AugmentConfig | None, rng: np.random.Generator | None):
