@@ -264,7 +264,10 @@ def _fingerprint(cfg) -> str:
 
     from gradtrack.config import to_dict
 
-    return hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True).encode()).hexdigest()[:12]
+    data = to_dict(cfg)
+    if data["siamfc"] == {"freeze": [], "backbone_lr_mult": 1.0}:  # a section added after 0f8b567, at its defaults
+        del data["siamfc"]
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def test_every_config_builds_its_recipe_and_model(monkeypatch):
@@ -379,3 +382,29 @@ def test_the_loop_and_the_export_know_no_family_by_name():
         code = re.sub(r'""".*?"""', "", text, flags=re.S)  # docstrings may mention families
         hits = re.findall(r".*(?:siamfc|gradnet|siammlg|task ==|mlg).*", code, flags=re.I)
         assert not hits, f"{mod}: {hits}"
+
+
+def test_siamfc_fine_tuning_freezes_prefixes_and_scales_the_backbone_lr(tmp_path):
+    """siamfc.freeze keeps those parameters (and their BN statistics) fixed; backbone_lr_mult puts the rest
+    of the backbone in its own optimiser group at that multiple of lr; the loop leaves frozen ones as they were."""
+    cfg = tiny_config(tmp_path, siamfc={"freeze": ["backbone.stem"], "backbone_lr_mult": 0.1})
+    recipe = build_recipe(cfg)
+    model = recipe.build_model()
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen and all(n.startswith("backbone.stem.") or n == "adjust.scale" for n in frozen)
+    groups = recipe.param_groups(model)
+    by_name = {g["name"]: g for g in groups}
+    assert by_name["backbone"]["lr"] == pytest.approx(0.1 * cfg.optim.lr) and by_name["heads"]["lr"] == cfg.optim.lr
+    assert not any(p is q for g in groups for p in g["params"] for q in model.backbone.stem.parameters())
+    recipe.set_train_mode(model)
+    bns = [m for m in model.backbone.stem.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and not any(m.training for m in bns) and model.backbone.head.training
+    one = train(cfg, out=tmp_path / "one", stop_step=1).model  # same seed, so the same initial weights
+    three = train(cfg, out=tmp_path / "three", stop_step=3).model
+    s1, s3 = one.state_dict(), three.state_dict()
+    assert all(torch.equal(s1[k], s3[k]) for k in s1 if k.startswith("backbone.stem."))
+    assert not all(torch.equal(s1[k], s3[k]) for k in s1 if k.startswith("backbone.head."))
+    with pytest.raises(ValueError, match="siamfc.freeze: 'backbone.nothing' matches no parameter"):
+        build_recipe(tiny_config(tmp_path, siamfc={"freeze": ["backbone.nothing"]})).build_model()
+    with pytest.raises(ConfigError, match="the siamfc section applies to task: siamfc only"):
+        tiny_config(tmp_path, task="gradnet", siamfc={"backbone_lr_mult": 0.5})

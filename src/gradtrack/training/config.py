@@ -68,6 +68,19 @@ class OptimConfig:
 
 
 @dataclass
+class SiamFCTrainConfig:
+    """Fine-tuning an initialised backbone (e.g. ImageNet EfficientNet-Lite): ``freeze`` lists parameter-name
+    prefixes kept at their initial values (their BN statistics too); backbone parameters that train get
+    ``backbone_lr_mult`` times the learning rate."""
+    freeze: list[str] = field(default_factory=list)
+    backbone_lr_mult: float = 1.0
+
+    def validate(self) -> None:
+        if self.backbone_lr_mult < 0:
+            raise ValueError(f"backbone_lr_mult must be >= 0, got {self.backbone_lr_mult}")
+
+
+@dataclass
 class GradNetTrainConfig:
     variant: Literal["full", "no_generalization", "no_gradient"] = "full"
     k: int = 8  # search regions per template (template generalisation)
@@ -140,6 +153,7 @@ class TrainConfig:
     model: dict[str, Any] = field(default_factory=dict)  # the model config (see gradtrack.models)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    siamfc: SiamFCTrainConfig = field(default_factory=SiamFCTrainConfig)  # task: siamfc
     gradnet: GradNetTrainConfig = field(default_factory=GradNetTrainConfig)
     siammlg: SiamMLGTrainConfig = field(default_factory=SiamMLGTrainConfig)  # task: siammlg
     epochs: int = 50
@@ -166,7 +180,8 @@ class TrainConfig:
             raise ValueError("epochs, steps_per_epoch and batch_size must be >= 1")
         if self.checkpoint_every < 1 or self.log_every < 1 or self.val_every < 1:
             raise ValueError("checkpoint_every, log_every and val_every must be >= 1")
-        for section, default in (("gradnet", GradNetTrainConfig()), ("siammlg", SiamMLGTrainConfig())):
+        for section, default in (("siamfc", SiamFCTrainConfig()), ("gradnet", GradNetTrainConfig()),
+                                 ("siammlg", SiamMLGTrainConfig())):
             if self.task != section and getattr(self, section) != default:
                 raise ValueError(f"the {section} section applies to task: {section} only")
 

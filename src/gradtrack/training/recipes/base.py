@@ -31,6 +31,45 @@ from ..config import TrainConfig, lr_factor
 StepFn = Callable[..., tuple[torch.Tensor, "torch.Tensor | None"]]
 
 
+def matching_parameters(model: torch.nn.Module, prefixes: list[str], what: str) -> set[str]:
+    """Names of the parameters under each prefix; a prefix that matches nothing is an error naming ``what``."""
+    names = [n for n, _ in model.named_parameters()]
+    out = set()
+    for pre in prefixes:
+        hit = [n for n in names if n == pre or n.startswith(pre + ".")]
+        if not hit:
+            raise ValueError(f"{what}: {pre!r} matches no parameter of the model")
+        out.update(hit)
+    return out
+
+
+def backbone_groups(model: torch.nn.Module, lr: float, mult: float, what: str, later: set[str] = frozenset()) -> list[dict]:
+    """Trainable parameters (and ``later``, switched on by a schedule) in two optimiser groups: those under
+    ``backbone.`` at ``mult * lr``, the rest at ``lr``; a multiplier 0 freezes the backbone after all."""
+    live = [(n, p) for n, p in model.named_parameters() if p.requires_grad or n in later]
+    bb = [p for n, p in live if n.startswith("backbone.")]
+    rest = [p for n, p in live if not n.startswith("backbone.")]
+    groups = [{"params": rest, "lr": lr, "name": "heads"}] if rest else []
+    if bb and mult > 0:
+        groups.append({"params": bb, "lr": lr * mult, "name": "backbone"})
+    elif bb:
+        for p in bb:
+            p.requires_grad_(False)
+    if not groups:
+        raise ValueError(f"{what}: no trainable parameter")
+    return groups
+
+
+def train_mode_frozen_norms(model: torch.nn.Module) -> None:
+    """Train mode, except normalisation layers whose parameters are all frozen (statistics frozen too)."""
+    model.train()
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+            params = list(mod.parameters(recurse=False))
+            if params and not any(p.requires_grad for p in params):
+                mod.eval()
+
+
 class Recipe:
     task: ClassVar[str]
     paper_name: ClassVar[str]

@@ -19,7 +19,7 @@ from ...data.samples import CropSamples
 from ...geometry import ScoreMapGeometry
 from ...models import balanced_logistic_loss, build_model, centered_label, model_config_class
 from ...models.backbones import init_backbone
-from .base import Recipe
+from .base import Recipe, backbone_groups, matching_parameters, train_mode_frozen_norms
 
 log = logging.getLogger("gradtrack.training")
 
@@ -58,8 +58,19 @@ class SiamFCRecipe(Recipe):
         return model
 
     def init_weights(self, model: torch.nn.Module) -> None:
-        """Initial weights of a fresh model: the backbone's ``init`` (ImageNet weights, if named)."""
+        """Initial weights of a fresh model: the backbone's ``init`` (ImageNet weights, if named), then
+        ``siamfc.freeze``."""
         log.info("backbone: %s", init_backbone(model.backbone, model.cfg.backbone))
+        for name in matching_parameters(model, self.cfg.siamfc.freeze, "siamfc.freeze"):
+            model.get_parameter(name).requires_grad_(False)
+
+    def param_groups(self, model: torch.nn.Module) -> list:
+        if self.cfg.siamfc.backbone_lr_mult == 1.0:
+            return super().param_groups(model)
+        return backbone_groups(model, self.cfg.optim.lr, self.cfg.siamfc.backbone_lr_mult, "siamfc")
+
+    def set_train_mode(self, model: torch.nn.Module) -> None:
+        train_mode_frozen_norms(model)
 
     def sample_builder(self):
         return CropSamples(self.cfg.data.crop)

@@ -48,7 +48,7 @@ from ...models.backbones import init_backbone
 from ...models.siammlg import SiamMLG, SiamMLGConfig, ablation_config
 from ..siammlg_losses import (box_projection_mask_loss, iou_loss, mask_soft_margin_loss, mask_windows, positive_cells,
                               score_loss, window_boxes)
-from .base import Recipe
+from .base import Recipe, backbone_groups, matching_parameters, train_mode_frozen_norms
 
 log = logging.getLogger("gradtrack.training.siammlg")
 
@@ -59,17 +59,6 @@ def model_config(cfg) -> SiamMLGConfig:
         if key in cfg.model:
             raise ConfigError(f"model.{key}: set siammlg.variant instead (resnet34, gradient, sk, full)")
     return ablation_config(cfg.siammlg.variant, from_dict(SiamMLGConfig, dict(cfg.model), where="siammlg model config"))
-
-
-def _matching(model: torch.nn.Module, prefixes: list[str], what: str) -> set[str]:
-    names = [n for n, _ in model.named_parameters()]
-    out = set()
-    for pre in prefixes:
-        hit = [n for n in names if n == pre or n.startswith(pre + ".")]
-        if not hit:
-            raise ValueError(f"siammlg.{what}: {pre!r} matches no parameter of the model")
-        out.update(hit)
-    return out
 
 
 def _without_init(model_cfg: dict) -> dict:
@@ -133,18 +122,18 @@ class SiamMLGRecipe(Recipe):
                                  "model section and variant as the base stage")
             load_state(model, ckpt["state_dict"], source=str(path))
         if m.stage == "base":
-            frozen = _matching(model, m.freeze, "freeze") if m.freeze else set()
+            frozen = matching_parameters(model, m.freeze, "siammlg.freeze") if m.freeze else set()
             if model.u2 is not None:
                 frozen |= {n for n, _ in model.named_parameters() if n.startswith("u2.")}
         else:
-            frozen = {n for n, _ in model.named_parameters()} - _matching(model, m.update_train, "update_train")
+            frozen = {n for n, _ in model.named_parameters()} - matching_parameters(model, m.update_train, "siammlg.update_train")
         for n, p in model.named_parameters():
             p.requires_grad_(n not in frozen)
         return model
 
     def _to_unfreeze(self, model: torch.nn.Module) -> set[str]:
         m = self.m
-        return _matching(model, m.unfreeze, "unfreeze") if (m.unfreeze and m.stage == "base") else set()
+        return matching_parameters(model, m.unfreeze, "siammlg.unfreeze") if (m.unfreeze and m.stage == "base") else set()
 
     @property
     def unfreeze_step(self) -> int:
@@ -171,29 +160,10 @@ class SiamMLGRecipe(Recipe):
         """Trainable parameters: backbone ones at ``backbone_lr_mult * lr``, the rest at ``lr``.  Parameters
         that ``siammlg.unfreeze`` switches on later are in the optimiser from the start (SGD skips them while
         they have no gradient), so checkpoints and resumes see one fixed set of groups."""
-        lr, mult = self.cfg.optim.lr, self.m.backbone_lr_mult
-        later = self._to_unfreeze(model)
-        live = [(n, p) for n, p in model.named_parameters() if p.requires_grad or n in later]
-        bb = [p for n, p in live if n.startswith("backbone.")]
-        rest = [p for n, p in live if not n.startswith("backbone.")]
-        groups = [{"params": rest, "lr": lr, "name": "heads"}] if rest else []
-        if bb and mult > 0:
-            groups.append({"params": bb, "lr": lr * mult, "name": "backbone"})
-        elif bb:  # multiplier 0: the backbone is frozen after all
-            for p in bb:
-                p.requires_grad_(False)
-        if not groups:
-            raise ValueError("siammlg: no trainable parameter")
-        return groups
+        return backbone_groups(model, self.cfg.optim.lr, self.m.backbone_lr_mult, "siammlg", self._to_unfreeze(model))
 
     def set_train_mode(self, model: torch.nn.Module) -> None:
-        """Train mode, except normalisation layers whose parameters are all frozen (statistics frozen too)."""
-        model.train()
-        for mod in model.modules():
-            if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
-                params = list(mod.parameters(recurse=False))
-                if params and not any(p.requires_grad for p in params):
-                    mod.eval()
+        train_mode_frozen_norms(model)
 
     def lr_factor(self, step: int) -> float:
         """``lr_factor`` of ``optim`` (warm-up included) times ``lr_gamma`` per reached milestone epoch."""
