@@ -14,6 +14,7 @@ import argparse
 import importlib
 import itertools
 import os
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -134,28 +135,44 @@ def _fps_line(update_times: Sequence[float]) -> str:
 
 def _frame_count_hint(frames) -> int | None:
     """Number of frames for the progress bar, without decoding a whole video just to count it."""
-    from .io.frames import VideoFrames
-
-    if isinstance(frames, VideoFrames):  # len() would decode the whole video once before tracking starts
-        import cv2
-
-        cap = cv2.VideoCapture(str(frames.path))
-        try:
-            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))  # the container's claim: good enough for a progress bar
-        finally:
-            cap.release()
-        return n if n > 0 else None
+    if hasattr(frames, "expected_frames"):  # a video: len() would decode it once before tracking starts
+        return frames.expected_frames
     try:
         return len(frames)
     except TypeError:  # live camera
         return None
 
 
+def _partial(path: Path) -> Path:
+    """Where ``path`` is written until it is complete (same folder, same extension for the video codec)."""
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
+
+
+def _open_output(path: Path, what: str):
+    """Create the folder and the partial file of output ``path`` now, so an unwritable place fails up front."""
+    if path.is_dir():
+        raise UsageError(f"{what} {path} is a directory; give a file name")
+    folder = next(q for q in path.parents if q.exists())
+    if not folder.is_dir():
+        raise UsageError(f"cannot write {what} {path}: {folder} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(_partial(path), "w")
+    except OSError as exc:
+        raise UsageError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+
+
 def run_tracking(tracker, frames, box, *, out_video: Path | None, out_boxes: Path | None, fps_out: float,
                  gt: np.ndarray | None = None, max_frames: int | None = None, show_fps: bool = False,
-                 progress: bool = True, desc: str = "tracking"):
+                 progress: bool = True, desc: str = "tracking", expected: int | None = None,
+                 allow_truncated: bool = False):
     """Track ``frames`` (indexable/iterable RGB uint8 frames) from ``box`` in frame 0; write the annotated
-    video and the boxes file.  Returns ``(boxes N x 4, update seconds N - 1)``."""
+    video and the boxes file.  Returns ``(boxes N x 4, update seconds N - 1)``.
+
+    Outputs are written as ``NAME.partial.EXT`` in their folder and renamed to ``NAME.EXT`` only when the
+    whole run succeeded; after an error they stay as ``.partial`` files and the error (a :class:`UsageError`
+    for bad input) says so.  ``expected``: the number of frames the source claims; fewer decoded frames
+    (before ``max_frames``) is an error unless ``allow_truncated``."""
     from tqdm import tqdm
 
     from .trackers import track_frames
@@ -164,14 +181,16 @@ def run_tracking(tracker, frames, box, *, out_video: Path | None, out_boxes: Pat
     total = _frame_count_hint(frames)
     if max_frames is not None:
         total = max_frames if total is None else min(total, max_frames)
+    outputs = [p for p in (out_boxes, out_video) if p is not None]
     boxes: list[np.ndarray] = []
     times: list[float] = []
     writer = None
     boxes_file = None
     try:
         if out_boxes is not None:
-            out_boxes.parent.mkdir(parents=True, exist_ok=True)
-            boxes_file = open(out_boxes, "w")
+            boxes_file = _open_output(out_boxes, "boxes file")
+        if out_video is not None:
+            _open_output(out_video, "video").close()
         bar = tqdm(total=total, desc=desc, unit="frame", disable=not progress, file=sys.stderr, dynamic_ncols=True)
         with bar:
             for step in track_frames(tracker, itertools.islice(frames, max_frames), box):
@@ -187,21 +206,75 @@ def run_tracking(tracker, frames, box, *, out_video: Path | None, out_boxes: Pat
                     img = draw_result(step.frame, b if step.result is None else step.result, index=i, fps=live_fps,
                                       gt=None if gt is None or i >= len(gt) else gt[i])
                     if writer is None:
-                        out_video.parent.mkdir(parents=True, exist_ok=True)
-                        writer = _writer_for(out_video, fps_out, (img.shape[1], img.shape[0]))
+                        writer = _writer_for(_partial(out_video), fps_out, (img.shape[1], img.shape[0]))
                     writer.write(img)
                 bar.update(1)
+        if not boxes:
+            raise UsageError("the source has no frames")
+        wanted = expected if max_frames is None or expected is None else min(expected, max_frames)
+        if wanted is not None and len(boxes) < wanted and not allow_truncated:
+            raise UsageError(f"{getattr(frames, 'path', 'the source')}: decoding stopped after {len(boxes)} of the "
+                             f"{wanted} frames it claims "
+                             "(truncated or corrupt file); --allow-truncated keeps the frames tracked so far")
+    except BaseException as exc:
+        left = [str(_partial(p)) for p in outputs if _partial(p).exists()]
+        if not boxes:  # nothing tracked: nothing worth keeping
+            for q in left:
+                Path(q).unlink()
+        elif isinstance(exc, _user_error_types()):
+            raise UsageError(f"{exc}; the partial output of {len(boxes)} frame(s) is left in "
+                             f"{', '.join(left)}") from exc
+        elif left:  # an interrupt or a bug: still say where the partial output is
+            print(f"gradtrack: the partial output of {len(boxes)} frame(s) is left in {', '.join(left)}",
+                  file=sys.stderr)
+        raise
     finally:
         if boxes_file is not None:
             boxes_file.close()
         if writer is not None:
             writer.close()
-    if not boxes:
-        raise UsageError("the source has no frames")
+    for p in outputs:
+        os.replace(_partial(p), p)
     return np.stack(boxes), np.asarray(times)
 
 
 # --------------------------------------------------------------------------------------------- track
+
+
+def _box_argv(argv: Sequence[str]) -> list[str]:
+    """``--box -5,10,20,20`` -> ``--box=-5,10,20,20`` (argparse would take a value starting with '-' for an option)."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] == "--box" and i + 1 < len(argv) and re.match(r"-[\d.]", str(argv[i + 1])):
+            out.append(f"--box={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
+def _outputs(args: argparse.Namespace, source) -> tuple[Path | None, Path]:
+    """The video (``None`` with --no-video) and boxes paths: defaults beside --out, else beside the input
+    (the current folder for a camera); an existing file is refused unless --force."""
+    for path, flag in ((args.out, "--out"), (args.boxes, "--boxes")):
+        if path is not None and Path(path).is_dir():
+            raise UsageError(f"{flag} {path} is a directory; give a file name")
+    stem = f"camera{source}" if isinstance(source, int) else Path(source).stem
+    folder = Path(".") if isinstance(source, int) else Path(source).parent
+    out_video = None if args.no_video else Path(args.out or folder / f"{stem}.{args.tracker}.mp4")
+    if args.boxes:
+        out_boxes = Path(args.boxes)
+    elif args.out:
+        out_boxes = Path(args.out).with_suffix(".txt")
+    else:
+        out_boxes = folder / f"{stem}.{args.tracker}.txt"
+    if out_video is not None and out_video.resolve() == out_boxes.resolve():
+        raise UsageError(f"the video and the boxes file would both be {out_boxes}; give --boxes another name")
+    for path in (out_video, out_boxes):
+        if path is not None and path.exists() and not args.force:
+            raise UsageError(f"output {path} already exists; pass --force to overwrite it")
+    return out_video, out_boxes
 
 
 def cmd_track(args: argparse.Namespace) -> int:
@@ -214,18 +287,26 @@ def cmd_track(args: argparse.Namespace) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         raise UsageError(f"--max-frames must be >= 1, got {args.max_frames}")
     source = _parse_source(args.source)
+    out_video, out_boxes = _outputs(args, source)
     tracker = _make_tracker(args.tracker, args.weights, args.device)  # fail on names/weights before decoding
     frames = _frames_api().open_frames(source)
     w, h = frames.size
     validate_box(box, (w, h), name=f"--box {args.box!r}")
-    stem = f"camera{source}" if isinstance(source, int) else Path(source).stem
-    out_video = None if args.no_video else Path(args.out or f"{stem}.{args.tracker}.mp4")
-    out_boxes = Path(args.boxes or f"{stem}.{args.tracker}.txt")
+    expected = getattr(frames, "expected_frames", None)
     fps_src = getattr(frames, "fps", None) or 25.0
+    stem = out_boxes.stem
     boxes, times = run_tracking(tracker, frames, box, out_video=out_video, out_boxes=out_boxes, fps_out=float(fps_src),
                                 max_frames=args.max_frames, show_fps=args.show_fps, progress=not args.quiet,
-                                desc=f"{args.tracker} {stem}")
+                                desc=f"{args.tracker} {stem}", expected=expected, allow_truncated=args.allow_truncated)
     print(f"tracked {len(boxes)} frames of {args.source} with {args.tracker}")
+    wanted = expected if args.max_frames is None or expected is None else min(expected, args.max_frames)
+    if wanted is not None and len(boxes) < wanted:
+        print(f"gradtrack track: warning: the source claims {wanted} frames but decoding stopped after "
+              f"{len(boxes)} (truncated or corrupt file; kept because of --allow-truncated)", file=sys.stderr)
+    x, y, bw, bh = boxes.T
+    lost = int(((x >= w) | (y >= h) | (x + bw <= 0) | (y + bh <= 0)).sum())
+    if lost:
+        print(f"note: the boxes of {lost} frame(s) lie entirely outside the {w}x{h} frame (the tracker lost the target)")
     if out_video is not None:
         print(f"video: {out_video}")
     print(f"boxes: {out_boxes} (one 0-based x,y,w,h line per frame)")
@@ -423,8 +504,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default=None, metavar="PATH|random",
                    help="checkpoint file; 'random' for untrained weights; default: the shipped weights")
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0 (default: the tracker's)")
-    p.add_argument("--out", default=None, metavar="VIDEO", help="annotated video (default: SOURCE-STEM.TRACKER.mp4)")
-    p.add_argument("--boxes", default=None, metavar="TXT", help="boxes file (default: SOURCE-STEM.TRACKER.txt)")
+    p.add_argument("--out", default=None, metavar="VIDEO",
+                   help="annotated video (default: SOURCE-STEM.TRACKER.mp4 beside SOURCE)")
+    p.add_argument("--boxes", default=None, metavar="TXT",
+                   help="boxes file (default: --out with the extension .txt, else SOURCE-STEM.TRACKER.txt beside SOURCE)")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files (default: refuse)")
+    p.add_argument("--allow-truncated", action="store_true",
+                   help="a video that decodes fewer frames than its container claims is not an error: keep the "
+                        "frames tracked and say so")
     p.add_argument("--no-video", action="store_true", help="do not write the annotated video")
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
     p.add_argument("--show-fps", action="store_true", help="draw the running tracking speed on the video")
@@ -458,7 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     # placeholders of unavailable subcommands accept any arguments (they only report why they are unavailable)
-    args, extra = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(_box_argv(sys.argv[1:] if argv is None else argv))
     if extra and not getattr(args, "_placeholder", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     func = getattr(args, "func", None)

@@ -180,6 +180,9 @@ class VideoFrames(_RandomAccess):
       jumps decode forward from the current position.  Either way ``video[k]`` equals the ``k``-th frame of sequential decoding.  For heavy random
       access (training), use :class:`EncodedFrames` instead.
     * ``size`` is taken from the first decoded frame, ``fps`` from the container (``None`` if unknown).
+    * ``expected_frames``: the container's frame count (``None`` if it gives none), known without decoding;
+      iteration that yields fewer frames means the file is truncated or corrupt (callers decide; the
+      ``track`` command makes it an error).  Some codecs under-report it (see above), so more is not an error.
 
     Raises :class:`FrameError` for a missing file, a file OpenCV cannot open or decode, and a video
     without frames.
@@ -207,6 +210,8 @@ class VideoFrames(_RandomAccess):
             if not ok or first is None or first.size == 0:
                 raise FrameError(f"video {p} has no decodable frames (empty or corrupt)")
             self._fps = _clean_fps(cap.get(cv2.CAP_PROP_FPS))
+            claimed = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+            self.expected_frames = int(claimed) if np.isfinite(claimed) and claimed >= 1 else None
         except BaseException:
             cap.release()
             raise

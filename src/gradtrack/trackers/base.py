@@ -19,7 +19,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..geometry import validate_box
-from ..io import as_rgb_uint8
+from ..io import ImageError, as_rgb_uint8
 
 
 @dataclass
@@ -32,7 +32,28 @@ class TrackResult:
 
 
 class Tracker(abc.ABC):
-    """Base class: validates input, keeps ``name`` and ``is_deterministic`` for the evaluation protocols."""
+    """Base class of every tracker: it checks the input, enforces the contract below and keeps ``name`` and
+    ``is_deterministic`` for the evaluation protocols.  Subclasses implement ``_init`` / ``_update`` (which
+    get checked RGB uint8 frames and a validated box) and ``reset`` (calling ``super().reset()``).
+
+    * ``init(image, box)`` first forgets the previous sequence (:meth:`reset`), then checks the frame and the
+      box.  If it raises, the tracker is left uninitialised: a following ``update`` raises ``RuntimeError``
+      until an ``init`` succeeds (it never continues the previous sequence).
+    * ``update(image)`` needs a frame of the init frame's size: tracking across a resolution change is not
+      meaningful without rescaling the state, so another size raises :class:`gradtrack.io.ImageError` naming
+      both sizes (the tracker state is untouched; a rejected frame may be followed by a valid one).
+    * The returned ``TrackResult.box`` is finite with positive width and height and is the tracker's own
+      box, never moved: it may extend past the border.  ``extra["outside"]`` (always set) is ``True`` when
+      the box does not overlap the frame ``[0, W) x [0, H)`` at all -- a lost target; only the OpenCV trackers
+      can report that, the Siamese ones keep the box centre inside the frame.  Callers that need a box in the
+      frame clip it (:func:`gradtrack.geometry.clip_box`); the evaluation protocols score it as it is.
+
+    Errors (the only documented ones): :class:`gradtrack.io.ImageError` for a frame that is not an image or
+    has the wrong size, :class:`gradtrack.geometry.BoxError` for a bad initial box -- or one a tracker cannot
+    start on, which only the OpenCV trackers do, for targets or frames of a few pixels -- (both
+    ``ValueError``; the message names the problem) and ``RuntimeError`` for ``update`` without a successful
+    ``init``.
+    """
 
     name: str = "tracker"
     is_deterministic: bool = True
@@ -41,19 +62,43 @@ class Tracker(abc.ABC):
         self._initialized = False
         self._image_size: tuple[int, int] | None = None
 
+    def reset(self) -> None:
+        """Forget the current sequence (``init`` does this first); subclasses drop their own state too."""
+        self._initialized = False
+        self._image_size = None
+
     def init(self, image, box) -> None:
-        img = as_rgb_uint8(image)
+        self.reset()
+        img = as_rgb_uint8(image, name="init frame")
         h, w = img.shape[:2]
         b = validate_box(box, (w, h), name="initial box")
+        try:
+            self._init(img, b)
+        except BaseException:
+            self.reset()
+            raise
         self._image_size = (w, h)
-        self._init(img, b)
         self._initialized = True
 
     def update(self, image) -> TrackResult:
         if not self._initialized:
-            raise RuntimeError(f"{type(self).__name__}.update() called before init()")
-        img = as_rgb_uint8(image)
-        return self._update(img)
+            raise RuntimeError(f"{type(self).__name__}.update() called before init() (or after an init() that failed)")
+        img = as_rgb_uint8(image, name="frame")
+        size = (img.shape[1], img.shape[0])
+        if size != self._image_size:
+            raise ImageError(f"frame is {size[0]}x{size[1]} but the sequence was initialised on a "
+                             f"{self._image_size[0]}x{self._image_size[1]} frame; every frame of a sequence must "
+                             "have the init frame's size (resize the frames, or init() again)")
+        return self._checked(self._update(img), size)
+
+    def _checked(self, result: TrackResult, size: tuple[int, int]) -> TrackResult:
+        box = np.asarray(result.box, dtype=np.float64).reshape(4)
+        if not (np.isfinite(box).all() and box[2] > 0 and box[3] > 0):
+            raise RuntimeError(f"{type(self).__name__} produced an invalid box {box.tolist()} (a tracker bug)")
+        result.box = box
+        result.extra["outside"] = not (box[0] < size[0] and box[1] < size[1] and box[0] + box[2] > 0
+                                       and box[1] + box[3] > 0)
+        return result
 
     @abc.abstractmethod
     def _init(self, image: np.ndarray, box: np.ndarray) -> None: ...
@@ -74,7 +119,7 @@ class FrameStep:
 
     index: int
     frame: np.ndarray  # the frame as given
-    box: np.ndarray  # (4,) float64: the initial box on frame 0, else ``result.box``
+    box: np.ndarray  # (4,) float64: the initial box on frame 0 (as validated), else ``result.box``
     result: TrackResult | None  # None on frame 0
     seconds: float  # wall-clock time of ``init`` (frame 0) or ``update``, frame decoding excluded
 
@@ -87,7 +132,7 @@ def track_frames(tracker, frames: Iterable[np.ndarray], box) -> Iterator[FrameSt
         t0 = time.perf_counter()
         if i == 0:
             tracker.init(frame, box)
-            result, out = None, np.asarray(box, dtype=np.float64).reshape(4)
+            result, out = None, validate_box(box, name="initial box")
         else:
             result = tracker.update(frame)
             out = np.asarray(result.box, dtype=np.float64).reshape(4)

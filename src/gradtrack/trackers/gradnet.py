@@ -150,8 +150,8 @@ class GradNetTracker(SiameseSearch, Tracker):
 
     def reset(self) -> None:
         """Drop all per-sequence state (``init`` calls this first)."""
+        super().reset()
         self.state: GradNetState | None = None
-        self._initialized = False
 
     # -- network pieces -------------------------------------------------------------------------
     @torch.no_grad()
@@ -188,7 +188,6 @@ class GradNetTracker(SiameseSearch, Tracker):
 
     # -- tracking -------------------------------------------------------------------------------
     def _init(self, image: np.ndarray, box: np.ndarray) -> None:
-        self.reset()
         cfg = self.cfg
         target = self._new_state(image, box)
         with torch.no_grad():

@@ -6,9 +6,11 @@ NanoTrack v2 ONNX models).  Needs ``opencv-contrib-python(-headless)``; the API 
 
 Conversions: input frames are RGB uint8 (the gradtrack contract) and are turned into BGR for OpenCV.
 OpenCV rectangles are integer pixel ``(x, y, w, h)`` with pixel ``i`` covering ``[i, i + 1)``, i.e. already
-gradtrack's 0-based convention: the initial float box is rounded to the nearest integers, the reported box
-is returned as floats.  ``score`` is ``getTrackingScore()`` for NanoTrack, else 1.0 when OpenCV reports
-success and 0.0 when it reports a loss (the previous box is then kept).
+gradtrack's 0-based convention: the initial float box is rounded to the nearest integers and cut to the
+frame (OpenCV needs the rectangle inside it), the reported box is returned as floats.  An initial box OpenCV
+cannot start on (a target or frame of a few pixels for MIL / CSRT) raises
+:class:`~gradtrack.geometry.BoxError` naming the box, the rectangle and OpenCV's reason.  ``score`` is ``getTrackingScore()`` for NanoTrack, else 1.0 when OpenCV reports
+success and 0.0 when it reports a loss or an empty rectangle (the previous box is then kept).
 
 ``overrides`` set fields of the OpenCV ``*_Params`` object (``build_tracker("opencv_csrt", use_hog=False)``);
 unknown names are an error.  NanoTrack's ONNX files: ``weights`` = a folder holding ``backbone.onnx`` and
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..geometry import BoxError
 from . import TRACKERS
 from .base import Tracker, TrackResult
 
@@ -76,8 +79,7 @@ class OpenCVTracker(Tracker):
         self.kind = kind
         self.name = name or kind
         self._params = dict(params or {})
-        self._cv = None
-        self._box = None
+        self.reset()
         params_cls = getattr(cv2, f"{kind}_Params", None)
         if params_cls is None and self._params:
             raise ValueError(f"this OpenCV build has no {kind}_Params to apply {sorted(self._params)}")
@@ -87,6 +89,11 @@ class OpenCVTracker(Tracker):
                 if not hasattr(p, key):
                     fields = sorted(a for a in dir(p) if not a.startswith("_"))
                     raise ValueError(f"{kind} has no parameter {key!r}; available: {', '.join(fields)}")
+
+    def reset(self) -> None:
+        super().reset()
+        self._cv = None
+        self._box = None
 
     def _create(self):
         cv2 = _cv2()
@@ -105,17 +112,29 @@ class OpenCVTracker(Tracker):
         return create()
 
     def _init(self, image: np.ndarray, box: np.ndarray) -> None:
-        self._cv = self._create()
+        cv2 = _cv2()
+        tracker = self._create()
         bgr = np.ascontiguousarray(image[:, :, ::-1])
-        x, y, w, h = (int(round(v)) for v in box)
-        self._cv.init(bgr, (x, y, max(w, 1), max(h, 1)))
+        hi, wi = image.shape[:2]
+        x, y = min(max(int(round(box[0])), 0), wi - 1), min(max(int(round(box[1])), 0), hi - 1)
+        w = min(max(int(round(box[2])), 1), wi - x, max(int(round(box[0] + box[2])) - x, 1))
+        h = min(max(int(round(box[3])), 1), hi - y, max(int(round(box[1] + box[3])) - y, 1))
+        try:
+            tracker.init(bgr, (x, y, w, h))
+        except cv2.error as exc:  # e.g. MIL/CSRT on a target or frame of a few pixels
+            reason = str(exc).strip().splitlines()[-1]
+            raise BoxError(f"initial box {box.tolist()} (OpenCV rectangle {x},{y},{w},{h} in the {wi}x{hi} frame): "
+                           f"{self.name} cannot start on it, OpenCV says: {reason}") from None
+        self._cv = tracker
         self._box = np.asarray(box, dtype=np.float64).copy()
 
     def _update(self, image: np.ndarray) -> TrackResult:
         bgr = np.ascontiguousarray(image[:, :, ::-1])
         ok, rect = self._cv.update(bgr)
+        rect = np.asarray(rect, dtype=np.float64).reshape(4)
+        ok = bool(ok) and bool(np.isfinite(rect).all() and rect[2] > 0 and rect[3] > 0)  # an empty rect is a loss
         if ok:
-            self._box = np.asarray(rect, dtype=np.float64).reshape(4)
+            self._box = rect
         if self.kind == "TrackerNano":
             score = float(self._cv.getTrackingScore())
         else:

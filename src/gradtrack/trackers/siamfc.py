@@ -74,13 +74,12 @@ class SiamFCTracker(SiameseSearch, Tracker):
 
     def reset(self) -> None:
         """Forget the current sequence (``init`` does this too)."""
+        super().reset()
         self.state: TargetState | None = None
         self.template: torch.Tensor | None = None
-        self._initialized = False
 
     @torch.no_grad()
     def _init(self, image: np.ndarray, box: np.ndarray) -> None:
-        self.reset()
         st = self._new_state(image, box)
         z = crops_to_tensor(self._exemplar_crop(image, st), self.device)
         self.template = self.model.embed(z).float()

@@ -105,14 +105,16 @@ class SiamMLGTracker(Tracker):
         self.window = hann_window(self.geom.score_size, "max", np.float64)  # cosine window, peak 1
         self.use_grad = cfg.gradient_update and model.u2 is not None
         self.use_refine = cfg.use_refine and model.refine is not None
-        self._reset()
+        self.reset()
 
     @property
     def untrained(self) -> bool:
         return self.weights_source == "random"
 
     # -- state -------------------------------------------------------------------------------------
-    def _reset(self) -> None:
+    def reset(self) -> None:
+        """Drop all per-sequence state (``init`` calls this first)."""
+        super().reset()
         self.center = np.zeros(2)
         self.size = np.ones(2)
         self.frame = 0
@@ -146,7 +148,6 @@ class SiamMLGTracker(Tracker):
     # -- contract ----------------------------------------------------------------------------------
     @torch.no_grad()
     def _init(self, image: np.ndarray, box: np.ndarray) -> None:
-        self._reset()
         g = self.geom
         self.center = np.array([box[0] + box[2] / 2, box[1] + box[3] / 2], dtype=np.float64)
         self.size = np.array([box[2], box[3]], dtype=np.float64)
