@@ -265,6 +265,8 @@ def _fingerprint(cfg) -> str:
     from gradtrack.config import to_dict
 
     data = to_dict(cfg)
+    if data["siamfc"].get("init_from") == "":  # a field added after the fingerprints were recorded, at its default
+        del data["siamfc"]["init_from"]
     if data["siamfc"] == {"freeze": [], "backbone_lr_mult": 1.0}:  # a section added after 0f8b567, at its defaults
         del data["siamfc"]
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]

@@ -2,6 +2,11 @@
 
 Multi-process: ``torchrun --nproc_per_node N -m gradtrack.training.cli train CONFIG`` (gloo on CPU,
 NCCL on CUDA); ``batch_size`` is per process.
+
+``gradtrack train --data DIR [--tracker siamfc|gradnet|siammlg] [--init shipped|imagenet|none] [--steps N]
+[--out DIR]``: fine-tune on your own videos (a folder the ``folder`` dataset reads), then score the
+starting and the fine-tuned weights on the held-out sequences (:mod:`gradtrack.finetune`, tutorial
+``docs/train_on_your_videos.md``).
 """
 from __future__ import annotations
 
@@ -11,7 +16,29 @@ import sys
 from pathlib import Path
 
 
+# options of the --data mode only, with their defaults (anything else given is an error without --data)
+DATA_OPTIONS = {"tracker": "siamfc", "init": "shipped", "lr": None, "batch_size": None, "val_fraction": 0.2,
+                "split_seed": 0, "seed": None, "device": None, "val_pairs": None, "no_eval": False}
+
+
 def _run(args) -> int:
+    from ..errors import UsageError
+
+    if args.data is not None:
+        if args.config is not None:
+            raise UsageError(f"give a training config or --data DIR, not both ({args.config!r} and --data {args.data})")
+        from ..finetune import run_own_data  # composes training and evaluation (one layer up from neither)
+
+        return run_own_data(args)
+    if args.config is None:
+        raise UsageError("give a training config (YAML, e.g. configs/siamfc.yaml) or --data DIR (your own videos)")
+    given = [k for k, v in DATA_OPTIONS.items() if getattr(args, k) != v]
+    if given:
+        raise UsageError(f"--{given[0].replace('_', '-')} applies to --data DIR only (a config file sets it)")
+    return _run_config(args)
+
+
+def _run_config(args) -> int:
     import yaml
 
     from ..config import ConfigError, replace, to_dict
@@ -44,19 +71,43 @@ def _run(args) -> int:
 
 
 def register_cli(subparsers) -> None:
-    p = subparsers.add_parser("train", help="train a tracker from a YAML config",
-                              description="Train a tracker (SiamFC, GradNet, SiamMLG) from a YAML training config.")
-    p.add_argument("config", help="training config (YAML), e.g. configs/siamfc.yaml")
+    p = subparsers.add_parser("train", help="train a tracker from a YAML config, or fine-tune on your own videos",
+                              description="Train a tracker (SiamFC, GradNet, SiamMLG) from a YAML training config, "
+                                          "or fine-tune one on a folder of your own videos (--data DIR) and compare "
+                                          "it with the starting weights on held-out videos.")
+    p.add_argument("config", nargs="?", default=None, help="training config (YAML), e.g. configs/siamfc.yaml")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt if it exists")
-    p.add_argument("--out", default=None, help="run folder (default: the config's out)")
+    p.add_argument("--out", default=None,
+                   help="run folder (default: the config's out; with --data: runs/<DIR name>-<tracker>)")
     p.add_argument("--steps", type=int, default=None,
-                   help="stop at this global step (the learning-rate schedule still spans the configured epochs)")
+                   help="stop at this global step (the learning-rate schedule still spans the configured epochs); "
+                        "with --data: the number of fine-tuning steps (default 300)")
     p.add_argument("--time-limit", type=float, default=None, help="stop cleanly after this many seconds")
     p.add_argument("--workers", type=int, default=None, help="override data.num_workers")
     p.add_argument("--export", default=None, help="after training, export fp16 weights (+ .md card) here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved config (bases composed, paths resolved) as YAML and exit")
+    g = p.add_argument_group("fine-tuning on your own videos (docs/train_on_your_videos.md)")
+    g.add_argument("--data", default=None, metavar="DIR",
+                   help="folder of sequences (<DIR>/<seq>/video.mp4 or images + groundtruth.txt); its splits.json "
+                        "(train/val lists) if it has one, else an automatic split by sequence")
+    g.add_argument("--tracker", default=DATA_OPTIONS["tracker"], help="siamfc (default), gradnet or siammlg")
+    g.add_argument("--init", default=DATA_OPTIONS["init"], metavar="shipped|imagenet|none",
+                   help="starting weights: the tracker's shipped weights (default), an ImageNet backbone "
+                        "(siamfc), or none (random)")
+    g.add_argument("--lr", type=float, default=None,
+                   help="learning rate, decaying to a tenth over the run (default 1e-3 from shipped weights, "
+                        "1e-2 otherwise)")
+    g.add_argument("--batch-size", type=int, default=None, help="pairs per step (default: siamfc 8, gradnet 2, siammlg 4)")
+    g.add_argument("--val-fraction", type=float, default=DATA_OPTIONS["val_fraction"],
+                   help="automatic split: fraction of the sequences held out (default 0.2, at least one)")
+    g.add_argument("--split-seed", type=int, default=DATA_OPTIONS["split_seed"], help="automatic split seed (default 0)")
+    g.add_argument("--seed", type=int, default=None, help="training seed (default 1)")
+    g.add_argument("--device", default=None, help="cpu or cuda, for training and the evaluation (default: auto / cpu)")
+    g.add_argument("--val-pairs", type=int, default=None,
+                   help="pairs from the held-out videos for the validation loss (default 32; 0: none)")
+    g.add_argument("--no-eval", action="store_true", help="skip the final evaluation on the held-out sequences")
     p.set_defaults(func=_run)
 
 
@@ -65,7 +116,13 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     register_cli(sub)
     args = ap.parse_args(argv)
-    return args.func(args)
+    from ..errors import UsageError
+
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"gradtrack train: error: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -71,9 +71,12 @@ class OptimConfig:
 class SiamFCTrainConfig:
     """Fine-tuning an initialised backbone (e.g. ImageNet EfficientNet-Lite): ``freeze`` lists parameter-name
     prefixes kept at their initial values (their BN statistics too); backbone parameters that train get
-    ``backbone_lr_mult`` times the learning rate."""
+    ``backbone_lr_mult`` times the learning rate.  ``init_from``: a SiamFC checkpoint whose weights start
+    the whole model (fine-tuning trained weights, e.g. the shipped ones); the ``model`` section must then be
+    the checkpoint's own config (``gradtrack info CKPT`` prints it)."""
     freeze: list[str] = field(default_factory=list)
     backbone_lr_mult: float = 1.0
+    init_from: str = ""
 
     def validate(self) -> None:
         if self.backbone_lr_mult < 0:
@@ -84,7 +87,9 @@ class SiamFCTrainConfig:
 class GradNetTrainConfig:
     variant: Literal["full", "no_generalization", "no_gradient"] = "full"
     k: int = 8  # search regions per template (template generalisation)
-    init_from: str = "runs/siamfc/final.pt"  # SiamFC checkpoint giving the (frozen) search branch
+    # SiamFC checkpoint giving the (frozen) search branch; or a GradNet checkpoint (fine-tuning trained
+    # weights): the whole model starts from it, the model section must be its config
+    init_from: str = "runs/siamfc/final.pt"
     init_template_from_siamfc: bool = False  # official: the template branch is trained from scratch
 
     def validate(self) -> None:
@@ -207,7 +212,8 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
 
 # the path fields of a training config, as (section, field); also every mask dataset's root and every
 # backbone ``init`` file named anywhere in the model section
-PATH_FIELDS = [("data", "root"), ("data", "splits_file"), ("gradnet", "init_from"), ("siammlg", "init_from")]
+PATH_FIELDS = [("data", "root"), ("data", "splits_file"), ("siamfc", "init_from"), ("gradnet", "init_from"),
+               ("siammlg", "init_from")]
 
 
 def _resolve(path: str | None, folder: Path) -> str | None:

@@ -14,7 +14,7 @@ import logging
 import torch
 
 from ...checkpoint import load_state, read_checkpoint
-from ...config import from_dict
+from ...config import from_dict, to_dict
 from ...data.samples import CropSamples
 from ...geometry import ScoreMapGeometry
 from ...models import balanced_logistic_loss, build_model, centered_label, model_config_class
@@ -22,6 +22,32 @@ from ...models.backbones import init_backbone
 from .base import Recipe, backbone_groups, matching_parameters, train_mode_frozen_norms
 
 log = logging.getLogger("gradtrack.training")
+
+
+def _without_init(d):
+    """A model config dict without any backbone ``init`` entry (read only when a fresh model is built)."""
+    if not isinstance(d, dict):
+        return d
+    return {k: _without_init(v) for k, v in d.items() if k != "init"}
+
+
+def start_checkpoint(path: str, task: str, model_cfg, what: str) -> dict:
+    """The checkpoint ``path`` that starts a whole ``task`` model (fine-tuning): it must hold a ``task`` model
+    whose config is ``model_cfg`` (backbone ``init`` entries aside)."""
+    ckpt = read_checkpoint(Path(path))
+    if ckpt["model"] != task:
+        raise ValueError(f"{what}: {path} holds a {ckpt['model']!r} model, not {task!r}")
+    check_start_config(ckpt, path, model_cfg, what)
+    return ckpt
+
+
+def check_start_config(ckpt: dict, path, model_cfg, what: str) -> None:
+    """Raise unless the checkpoint ``ckpt`` (read from ``path``) was trained with ``model_cfg``."""
+    cls = type(model_cfg)
+    stored = from_dict(cls, _without_init(ckpt["config"]), where=f"{path} config")
+    if stored != from_dict(cls, _without_init(to_dict(model_cfg)), where="model"):
+        raise ValueError(f"{what}: {path} was trained with another model config; set the model section to the "
+                         f"checkpoint's own config (`gradtrack info {path}` prints it)")
 
 
 def _under(state: dict, prefix: str) -> dict:
@@ -43,6 +69,8 @@ class SiamFCRecipe(Recipe):
         if crop.exemplar_size != geo.exemplar_size:
             raise ValueError(f"data.crop.exemplar_size {crop.exemplar_size} differs from the model's {geo.exemplar_size}")
         self._geometry = geo.with_instance_size(crop.search_size)
+        if self.task == "siamfc" and cfg.siamfc.init_from:  # checked before anything is built
+            start_checkpoint(cfg.siamfc.init_from, "siamfc", self._model_cfg, "siamfc.init_from")
 
     def model_dict(self) -> dict:
         return dict(self.cfg.model)
@@ -58,9 +86,15 @@ class SiamFCRecipe(Recipe):
         return model
 
     def init_weights(self, model: torch.nn.Module) -> None:
-        """Initial weights of a fresh model: the backbone's ``init`` (ImageNet weights, if named), then
-        ``siamfc.freeze``."""
-        log.info("backbone: %s", init_backbone(model.backbone, model.cfg.backbone))
+        """Initial weights of a fresh model: the backbone's ``init`` (ImageNet weights, if named), or with
+        ``siamfc.init_from`` the whole model from that SiamFC checkpoint; then ``siamfc.freeze``."""
+        path = self.cfg.siamfc.init_from
+        if path:
+            ckpt = start_checkpoint(path, "siamfc", model.cfg, "siamfc.init_from")
+            load_state(model, ckpt["state_dict"], source=str(path))
+            log.info("weights: %s (step %s)", path, ckpt.get("meta", {}).get("step", "?"))
+        else:
+            log.info("backbone: %s", init_backbone(model.backbone, model.cfg.backbone))
         for name in matching_parameters(model, self.cfg.siamfc.freeze, "siamfc.freeze"):
             model.get_parameter(name).requires_grad_(False)
 
@@ -143,10 +177,14 @@ class GradNetRecipe(SiamFCRecipe):
         log.info("template backbone: %s", init_backbone(model.template, model.cfg.template_spec()))
         path = Path(g.init_from)
         ckpt = read_checkpoint(path)
-        if ckpt["model"] != "siamfc":
-            raise ValueError(f"gradnet.init_from must be a SiamFC checkpoint, {path} holds {ckpt['model']!r}")
-        load_state(model.siamfc, ckpt["state_dict"], source=str(path))
-        if g.init_template_from_siamfc:
+        if ckpt["model"] == "gradnet":  # fine-tuning a trained GradNet: the whole model starts from it
+            check_start_config(ckpt, path, model.cfg, "gradnet.init_from")
+            load_state(model, ckpt["state_dict"], source=str(path))
+        elif ckpt["model"] != "siamfc":
+            raise ValueError(f"gradnet.init_from must be a SiamFC (or GradNet) checkpoint, {path} holds {ckpt['model']!r}")
+        else:
+            load_state(model.siamfc, ckpt["state_dict"], source=str(path))
+        if g.init_template_from_siamfc and ckpt["model"] == "siamfc":
             sd = ckpt["state_dict"]
             load_state(model.template, _under(sd, "backbone."), source=str(path))
             load_state(model.template_neck, _under(sd, "neck."), source=str(path))

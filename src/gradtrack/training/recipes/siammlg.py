@@ -117,7 +117,9 @@ class SiamMLGRecipe(Recipe):
             ckpt = read_checkpoint(path)
             if ckpt["model"] != "siammlg":
                 raise ValueError(f"siammlg.init_from must be a siammlg checkpoint, {path} holds {ckpt['model']!r}")
-            if _without_init(ckpt["config"]) != _without_init(to_dict(model.cfg)):
+            # compared as configs (fields added since the checkpoint was written take their defaults)
+            stored = from_dict(SiamMLGConfig, _without_init(ckpt["config"]), where=f"{path} config")
+            if _without_init(to_dict(stored)) != _without_init(to_dict(model.cfg)):
                 raise ValueError(f"siammlg.init_from: {path} was trained with another model config; use the same "
                                  "model section and variant as the base stage")
             load_state(model, ckpt["state_dict"], source=str(path))
