@@ -59,7 +59,7 @@ def test_tutorial_command_on_a_tiny_folder(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     argv = _tutorial_command()
     assert argv[:3] == ["train", "--data", "my_videos"], argv
-    _write_folder(tmp_path / "my_videos", video_for=(1,))
+    _write_folder(tmp_path / "my_videos", n_frames=5, video_for=(1,))  # short: tracking dominates the time
     out_dir = tmp_path / "runs" / "my_videos-siamfc"
     # the tutorial's command, shortened: 2 steps of 2 pairs, no progress bar
     rc = main(argv + ["--steps", "2", "--batch-size", "2", "--val-pairs", "4", "--no-progress", "--out", str(out_dir)])
@@ -209,3 +209,28 @@ def test_errors_are_one_line(tmp_path, capsys, monkeypatch):
     msg = _one_line_error(capsys, ["train", "--data", str(data), "--tracker", "siammlg", "--init", "shipped"])
     assert "no weights are shipped for 'siammlg'" in msg
     assert not (tmp_path / "runs").exists()
+
+
+def test_imagenet_and_random_starts(tmp_path, capsys):
+    import yaml
+
+    from gradtrack.checkpoint import load_model
+    from gradtrack.training.own_data import plan_finetune, save_start_weights
+
+    data = _write_folder(tmp_path / "v", n_seq=2, n_frames=4)
+    assert main(["train", "--data", str(data), "--init", "imagenet", "--out", str(tmp_path / "r"), "--print-config"]) == 0
+    d = yaml.safe_load(capsys.readouterr().out)
+    assert d["model"]["backbone"]["name"] == "efficientnet_lite0" and d["model"]["backbone"]["init"] == "imagenet"
+    assert d["siamfc"]["init_from"] == "" and d["optim"]["lr"] == 1e-2
+    assert not (tmp_path / "r").exists()  # --print-config writes nothing
+    msg = _one_line_error(capsys, ["train", "--data", str(data), "--tracker", "siammlg", "--init", "imagenet"])
+    assert "only siamfc" in msg
+    plan = plan_finetune(data, init="none", out=tmp_path / "run")
+    assert plan.start is None and plan.cfg.model == {}
+    path = save_start_weights(plan)
+    assert path == tmp_path / "run" / "start.pt"
+    a, ck = load_model(path, expected="siamfc")
+    assert ck["meta"]["init"] == "none"
+    b, _ = load_model(save_start_weights(plan))  # the same seed: the same initial weights
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), k
