@@ -26,13 +26,16 @@ __all__ = ["run_own_data", "evaluate_weights", "print_comparison"]
 def evaluate_weights(tracker: str, weights: Path, label: str, root: Path, splits_file: Path, results: Path,
                      device: str | None, progress: bool) -> dict:
     """OPE scores of ``tracker`` with ``weights`` on the ``val`` sequences (results under ``results/label``)."""
-    from .evaluation.runner import DatasetSpec, TrackerSpec, run_benchmark
+    from .evaluation.runner import BenchmarkError, DatasetSpec, TrackerSpec, run_benchmark
     from .evaluation.scoring import score_results
 
     spec = DatasetSpec("folder", str(root), {"split": "val", "splits": str(splits_file)})
     ds = spec.build()
-    run_benchmark(TrackerSpec(tracker, weights=str(weights), device=device or "cpu", label=label), ds, results,
-                  protocol="ope", progress=progress, redo=True)
+    try:
+        run_benchmark(TrackerSpec(tracker, weights=str(weights), device=device or "cpu", label=label), ds, results,
+                      protocol="ope", progress=progress, redo=True)
+    except BenchmarkError as exc:  # a held-out video that cannot be read or tracked: say which
+        raise UsageError(f"evaluation of the {label} weights: {str(exc).splitlines()[0]}") from None
     return score_results(results, label, ds, protocol="ope")
 
 
