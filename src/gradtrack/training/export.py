@@ -169,6 +169,8 @@ def write_card(path: Path, name: str, weights: Path, meta: dict, data: dict, sum
     mix = data.get("mixture", {})
     seqs = data.get("sequences", [])
     dcfg = tcfg.get("data", {})
+    split, val_split = dcfg.get("split", "train"), dcfg.get("val_split", "val")
+    splits_name = Path(dcfg.get("splits_file") or "splits.json").name
     lines = [
         f"# gradtrack {name} weights (`{weights.name}`)",
         "",
@@ -176,13 +178,14 @@ def write_card(path: Path, name: str, weights: Path, meta: dict, data: dict, sum
         + ("fp16 weights, loaded into fp32 modules." if meta.get("stored_dtype") == "float16" else "fp32 weights."),
         "",
         "## Training data",
-        f"- annotated sequences (train split of `{dcfg.get('root', '?')}`, `splits.json`): {len(seqs)} sequences, "
+        f"- annotated sequences ({split} split of `{dcfg.get('root', '?')}`, `{splits_name}`): {len(seqs)} sequences, "
         f"{sum(s.get('frames', 0) for s in seqs)} frames, {sum(s.get('usable', 0) for s in seqs)} usable after box filters",
         f"- still-image pairs: {data.get('still_images', 0)} images ({len(data.get('package_images', []))} package sample images: "
-        f"{', '.join(data.get('package_images', [])) or 'none'}; the rest are train-split frames)",
+        f"{', '.join(data.get('package_images', [])) or 'none'}; the rest are {split}-split frames)",
         f"- procedural synthetic sequences: {data.get('synthetic_sequences', 0)}",
         "- sampling weights: " + ", ".join(f"{k} {v.get('weight', 0):.2f}" for k, v in mix.items()),
-        "- the val split is never used for training (asserted when the sources are built); val pairs are only evaluated",
+        f"- the {val_split} split is never used for training (asserted when the sources are built); {val_split} pairs "
+        "are only evaluated",
         "",
         "## Training",
         f"- steps: {steps} (batch {tcfg.get('batch_size')} per process x {meta.get('world', 1)} process(es); "
@@ -195,7 +198,7 @@ def write_card(path: Path, name: str, weights: Path, meta: dict, data: dict, sum
         f"autocast {meta.get('amp')}, {meta.get('world', 1)} process(es)",
         f"- wall time: {_fmt(wall / 3600 if wall else None, 2)} h; median rate {_fmt(summary.get('median_steps_per_s'), 2)} steps/s",
         f"- training loss: {_fmt(summary.get('first_loss'))} (first 10 logged) -> {_fmt(summary.get('last_loss'))} (last 10 logged)",
-        f"- validation loss (val-split pairs, no augmentation): {_fmt(summary.get('first_val_loss'))} at step "
+        f"- validation loss ({val_split}-split pairs, no augmentation): {_fmt(summary.get('first_val_loss'))} at step "
         f"{summary.get('first_val_step', 'n/a')} -> {_fmt(summary.get('last_val_loss'))} at step {summary.get('last_val_step', 'n/a')}"
         + (f" (before the gradient update: {_fmt(summary.get('last_val_loss_before'))})" if 'last_val_loss_before' in summary else ""),
         "",
