@@ -8,7 +8,8 @@ Conversions: input frames are RGB uint8 (the gradtrack contract) and are turned 
 OpenCV rectangles are integer pixel ``(x, y, w, h)`` with pixel ``i`` covering ``[i, i + 1)``, i.e. already
 gradtrack's 0-based convention: the initial float box is rounded to the nearest integers and cut to the
 frame (OpenCV needs the rectangle inside it), the reported box is returned as floats.  An initial box OpenCV
-cannot start on (a target or frame of a few pixels for MIL / CSRT) raises
+cannot start on (a target or frame of a few pixels for MIL / CSRT; for MIL any rectangle thinner than
+2 px, on which OpenCV's MIL never returns) raises
 :class:`~gradtrack.geometry.BoxError` naming the box, the rectangle and OpenCV's reason.  ``score`` is ``getTrackingScore()`` for NanoTrack, else 1.0 when OpenCV reports
 success and 0.0 when it reports a loss or an empty rectangle (the previous box is then kept).
 
@@ -119,12 +120,14 @@ class OpenCVTracker(Tracker):
         x, y = min(max(int(round(box[0])), 0), wi - 1), min(max(int(round(box[1])), 0), hi - 1)
         w = min(max(int(round(box[2])), 1), wi - x, max(int(round(box[0] + box[2])) - x, 1))
         h = min(max(int(round(box[3])), 1), hi - y, max(int(round(box[1] + box[3])) - y, 1))
+        where = f"initial box {box.tolist()} (OpenCV rectangle {x},{y},{w},{h} in the {wi}x{hi} frame): {self.name}"
+        if self.kind == "TrackerMIL" and min(w, h) < 2:
+            raise BoxError(f"{where} cannot start on it: OpenCV's MIL never returns on a rectangle thinner than 2 px")
         try:
             tracker.init(bgr, (x, y, w, h))
         except cv2.error as exc:  # e.g. MIL/CSRT on a target or frame of a few pixels
             reason = str(exc).strip().splitlines()[-1]
-            raise BoxError(f"initial box {box.tolist()} (OpenCV rectangle {x},{y},{w},{h} in the {wi}x{hi} frame): "
-                           f"{self.name} cannot start on it, OpenCV says: {reason}") from None
+            raise BoxError(f"{where} cannot start on it, OpenCV says: {reason}") from None
         self._cv = tracker
         self._box = np.asarray(box, dtype=np.float64).copy()
 
