@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import re
 import sys
+import traceback
 from pathlib import Path
 
 
@@ -38,10 +41,69 @@ def _run(args) -> int:
     return _run_config(args)
 
 
+def _one_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, with the line number a YAML error gives below it."""
+    lines = str(exc).strip().splitlines() or [type(exc).__name__]
+    at = re.search(r"line \d+", " ".join(lines[1:]))
+    return lines[0] + (f" ({at.group(0)})" if at and at.group(0) not in lines[0] else "")
+
+
+def check_run(cfg, out: Path, steps: int | None) -> None:
+    """What the run needs before anything is built: a usable ``--out`` and ``--steps``, the device and AMP mode
+    the config asks for, the starting checkpoint, the dataset format and the splits file (when read); :class:`UsageError` otherwise."""
+    import torch
+
+    from ..data.readers import DATASETS
+    from ..errors import UsageError
+
+    if steps is not None and steps < 1:
+        raise UsageError(f"--steps must be >= 1 (the global step to stop at), got {steps}")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder (the run folder)")
+    cuda = torch.cuda.is_available()
+    if cfg.device == "cuda" and not cuda:
+        raise UsageError("device: cuda, but CUDA is not available here (set device: cpu or auto)")
+    if cfg.amp == "fp16" and (cfg.device == "cpu" or not cuda):
+        raise UsageError("amp: fp16 needs CUDA, and this run is on the CPU (use amp: bf16, none or auto)")
+    start = getattr(cfg, cfg.task).init_from
+    if start and not Path(start).expanduser().is_file():
+        raise UsageError(f"{cfg.task}.init_from: checkpoint not found: {start}")
+    d = cfg.data
+    for key, fmt in [("data.format", d.format)] + [(f"data.mask_datasets[{i}].format", m.format)
+                                                   for i, m in enumerate(d.mask_datasets)]:
+        if fmt not in DATASETS:
+            raise UsageError(f"{key}: unknown dataset format {fmt!r} (known: {', '.join(DATASETS.names())})")
+    w = d.weights
+    reads = w.get("sequences", 0) > 0 or (w.get("stills", 0) > 0 and d.stills_per_sequence > 0) or d.val_pairs > 0
+    if d.splits_file and reads and not Path(d.splits_file).expanduser().is_file():
+        raise UsageError(f"data.splits_file: {d.splits_file} not found (a JSON file of train/val sequence names; "
+                         "null: no splits)")
+
+
+def _report(exc: BaseException) -> int:
+    """A user error as the one line ``gradtrack train: error: ...`` (``GRADTRACK_DEBUG=1``: the traceback too); 2."""
+    if os.environ.get("GRADTRACK_DEBUG"):
+        traceback.print_exc()
+    print(f"gradtrack train: error: {_one_line(exc)}", file=sys.stderr)
+    return 2
+
+
 def _run_config(args) -> int:
+    from ..checkpoint import CheckpointError
+    from ..config import ConfigError
+    from ..errors import UsageError
+
+    try:
+        return _train_config(args)
+    except (UsageError, ConfigError, CheckpointError) as exc:  # bad config, run folder, or starting checkpoint
+        return _report(exc)
+
+
+def _train_config(args) -> int:
     import yaml
 
     from ..config import ConfigError, replace, to_dict
+    from ..errors import UsageError
     from .config import load_train_config
     from .recipes import build_recipe
     from .trainer import train
@@ -51,10 +113,11 @@ def _run_config(args) -> int:
         cfg = load_train_config(args.config)
         if args.workers is not None:
             cfg = replace(cfg, data={**to_dict(cfg.data), "num_workers": args.workers})
+        if not args.print_config:
+            check_run(cfg, Path(args.out or cfg.out), args.steps)
         build_recipe(cfg)  # the recipe's own checks, before anything is built
     except (ConfigError, ValueError) as exc:
-        print(f"gradtrack train: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(_one_line(exc)) from exc
     if args.print_config:
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False), end="")
         return 0
@@ -121,8 +184,7 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except UsageError as exc:
-        print(f"gradtrack train: error: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
-        return 2
+        return _report(exc)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,11 @@ states, so ``--resume`` continues the same run exactly (bitwise on CPU with ``nu
 Outputs in ``out``: ``last.pt`` (+ ``step_NNNNNNN.pt`` for the last ``keep_checkpoints``), ``final.pt``
 (training checkpoint at the end), ``metrics.csv`` (step, epoch, loss, loss_before, lr, grad_norm,
 time_s, steps_per_s, val_loss, val_loss_before), ``config.yaml`` and ``data.json`` (what was trained on).
+
+One folder, one run: a fresh start refuses a folder that holds another run's checkpoints or metrics;
+``--resume`` continues from the newest intact checkpoint (``last.pt``, ``final.pt``, then ``step_N.pt`` from
+the highest ``N``; each one skipped is logged with the reason) and refuses when every one is unreadable.
+Pruning removes only ``step_N.pt`` older than the step just saved.
 """
 from __future__ import annotations
 
@@ -27,9 +32,10 @@ import torch
 import yaml
 from torch.utils.data import DataLoader, Sampler
 
-from ..checkpoint import load_state, read_checkpoint, save_model
-from ..config import to_dict
+from ..checkpoint import CheckpointError, load_state, read_checkpoint, save_model
+from ..config import ConfigError, to_dict
 from ..data.sources import worker_init
+from ..errors import UsageError
 from . import distributed as D
 from .config import TrainConfig
 from .recipes import Recipe, build_recipe
@@ -124,13 +130,63 @@ def trainable(model: torch.nn.Module) -> list[torch.nn.Parameter]:
 # checkpoints
 
 
-def _prune(out: Path, keep: int) -> None:
-    ckpts = sorted(out.glob("step_*.pt"))
-    for p in ckpts[:-keep] if keep > 0 else ckpts:
+def step_checkpoints(out: Path) -> list[tuple[int, Path]]:
+    """``(N, path)`` of every ``step_N.pt`` in ``out``, oldest first."""
+    return sorted((int(p.stem[5:]), p) for p in out.glob("step_*.pt") if p.stem[5:].isdigit())
+
+
+def _prune(out: Path, keep: int, step: int) -> None:
+    """Delete the oldest ``step_N.pt`` with ``N < step`` so that ``keep`` remain up to ``step``; later ones stay."""
+    upto = [(n, p) for n, p in step_checkpoints(out) if n <= step]
+    for n, p in upto[:max(0, len(upto) - keep)]:
+        if n < step:
+            try:
+                p.unlink()
+            except OSError:
+                pass
+
+
+def _csv_rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return [r for r in csv.DictReader(f) if (r.get("step") or "").isdigit()]
+
+
+def find_resume(out: Path) -> tuple[Path, dict] | None:
+    """The newest intact training checkpoint in ``out`` as ``(path, checkpoint)``: ``last.pt``, ``final.pt``, then
+    ``step_N.pt`` from the highest ``N``; ``None`` if there is none; a :class:`CheckpointError` naming each file
+    and what is wrong with it if none is intact."""
+    problems = []
+    for p in [out / "last.pt", out / "final.pt"] + [p for _, p in reversed(step_checkpoints(out))]:
+        if not p.is_file():
+            if p.name == "last.pt":
+                problems.append("last.pt is missing")
+            continue
         try:
-            p.unlink()
-        except OSError:
-            pass
+            ckpt = read_checkpoint(p)
+            if not isinstance(ckpt.get("training"), dict) or "step" not in ckpt["training"]:
+                raise CheckpointError(f"{p}: not a training checkpoint (no optimiser state)")
+        except CheckpointError as exc:
+            problems.append(" ".join(str(exc).split()))
+            continue
+        if problems:
+            log.warning("resuming from %s (step %s), the newest intact checkpoint: %s", p, ckpt["training"]["step"],
+                        "; ".join(problems))
+        return p, ckpt
+    if len(problems) > 1 or problems[0] != "last.pt is missing":
+        raise CheckpointError(f"--resume: no intact checkpoint in {out}: {'; '.join(problems)}")
+    return None
+
+
+def _check_fresh(out: Path, resume: bool) -> None:
+    """A run that starts from step 0 must not mix with (and overwrite the log of) another run in ``out``."""
+    held = [n for n in ("last.pt", "final.pt") if (out / n).is_file()] + [p.name for _, p in step_checkpoints(out)]
+    rows = len(_csv_rows(out / "metrics.csv"))
+    if held or rows:
+        what = ", ".join(held[:3] + ([f"metrics.csv ({rows} rows)"] if rows else []))
+        hint = "delete them or use another --out" if resume else "use --resume to continue that run, or another --out"
+        raise UsageError(f"{out} holds another run ({what}); {hint}")
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -140,19 +196,19 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 class MetricsLog:
-    """``metrics.csv``; on resume, rows after the checkpoint's step are dropped (they will be redone)."""
+    """``metrics.csv``; on resume, rows after the checkpoint's step are dropped (they will be redone); the rows
+    kept are rewritten atomically (a kill never leaves a shorter log)."""
 
-    def __init__(self, path: Path, resume_step: int | None):
+    def __init__(self, path: Path, resume_step: int):
         self.path = path
-        rows = []
-        if resume_step is not None and path.is_file():
-            with path.open(newline="") as f:
-                rows = [r for r in csv.DictReader(f) if r.get("step") and int(r["step"]) <= resume_step]
-        with path.open("w", newline="") as f:
+        rows = [r for r in _csv_rows(path) if int(r["step"]) <= resume_step]
+        tmp = path.with_suffix(".csv.tmp")
+        with tmp.open("w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
             w.writeheader()
             for r in rows:
                 w.writerow({k: r.get(k, "") for k in CSV_FIELDS})
+        tmp.replace(path)
 
     def write(self, row: dict) -> None:
         with self.path.open("a", newline="") as f:
@@ -204,14 +260,14 @@ class Optimisation:
             self.save(out / "final.pt", step, meta)
         elif self.cfg.keep_checkpoints > 0:
             self.save(out / f"step_{step:07d}.pt", step, meta)
-            _prune(out, self.cfg.keep_checkpoints)
+            _prune(out, self.cfg.keep_checkpoints, step)
 
-    def resume(self, last: Path) -> tuple[int, float]:
-        """Load ``last``: ``(step, training wall time so far)``; RNG states restored."""
-        ckpt = read_checkpoint(last)
+    def resume(self, last: Path, ckpt: dict | None = None) -> tuple[int, float]:
+        """Load ``last`` (already read: ``ckpt``): ``(step, training wall time so far)``; RNG states restored."""
+        ckpt = read_checkpoint(last) if ckpt is None else ckpt
         tr = ckpt.get("training")
         if not tr:
-            raise ValueError(f"{last} is not a training checkpoint (no optimiser state)")
+            raise CheckpointError(f"{last} is not a training checkpoint (no optimiser state)")
         old, new = tr.get("train_config", {}), to_dict(self.cfg)
         for key in ("task", "model", "epochs", "steps_per_epoch", "batch_size", "seed"):
             if key in old and old[key] != new[key]:
@@ -287,18 +343,26 @@ def train(cfg: TrainConfig, out: str | Path | None = None, *, resume: bool = Fal
     out = Path(out or cfg.out)
     if info.main:
         out.mkdir(parents=True, exist_ok=True)
+    found = find_resume(out) if resume else None
+    if found is None:
+        _check_fresh(out, resume)
     recipe = build_recipe(cfg)
     amp_dtype, amp_ctx = _setup(cfg, info)
-    model = recipe.build_model().to(info.device)
+    try:
+        model = recipe.build_model().to(info.device)
+    except (CheckpointError, ConfigError):
+        raise
+    except ValueError as exc:  # the recipe's checks of its starting weights (init_from) against the model section
+        raise ConfigError(str(exc)) from exc
     opt = Optimisation(cfg, recipe, model, amp_dtype)
-    step, prior_wall, last = 0, 0.0, out / "last.pt"
-    if resume and last.is_file():
-        step, prior_wall = opt.resume(last)
+    step, prior_wall = 0, 0.0
+    if found is not None:
+        step, prior_wall = opt.resume(*found)
         if info.enabled:  # per-rank streams differ; the checkpoint holds rank 0's state
             seed_everything(cfg.seed + info.rank + 7919 * step)
-        log.info("resumed from %s at step %d", last, step)
+        log.info("resumed from %s at step %d", found[0], step)
     elif resume:
-        log.info("no checkpoint at %s: starting from scratch", last)
+        log.info("no checkpoint in %s: starting from scratch", out)
     D.broadcast_module(model, info)
 
     stop = cfg.total_steps if stop_step is None else min(stop_step, cfg.total_steps)
