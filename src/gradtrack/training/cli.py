@@ -1,7 +1,8 @@
 """``gradtrack train CONFIG [--resume] [--out DIR] [--steps N] [--time-limit S] [--print-config]``.
 
 Multi-process: ``torchrun --nproc_per_node N -m gradtrack.training.cli train CONFIG`` (gloo on CPU,
-NCCL on CUDA); ``batch_size`` is per process.
+NCCL on CUDA); ``batch_size`` is per process.  Bad input (config, run folder, ``--steps``, device, starting
+checkpoint) is one line ``gradtrack train: error: ...`` and exit status 2 (``GRADTRACK_DEBUG=1``: the traceback too).
 
 ``gradtrack train --data DIR [--tracker siamfc|gradnet|siammlg] [--init shipped|imagenet|none] [--steps N]
 [--out DIR]``: fine-tune on your own videos (a folder the ``folder`` dataset reads), then score the
@@ -139,7 +140,8 @@ def register_cli(subparsers) -> None:
                                           "or fine-tune one on a folder of your own videos (--data DIR) and compare "
                                           "it with the starting weights on held-out videos.")
     p.add_argument("config", nargs="?", default=None, help="training config (YAML), e.g. configs/siamfc.yaml")
-    p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt if it exists")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its newest intact checkpoint (last.pt, else the latest step_N.pt "
+                        "that reads); without it, a folder holding another run is refused")
     p.add_argument("--out", default=None,
                    help="run folder (default: the config's out; with --data: runs/<DIR name>-<tracker>)")
     p.add_argument("--steps", type=int, default=None,
