@@ -20,7 +20,7 @@ from gradtrack.geometry import iou
 from gradtrack.trackers import build_tracker
 from gradtrack.trackers.common import shipped_weights
 
-SHIPPED = ("siamfc", "gradnet", "siammlg")
+SHIPPED = ("siamfc", "siamfc_effnet", "gradnet", "siammlg")
 MIN_IOU = 0.55
 MIN_LEAD = 0.2
 
@@ -44,7 +44,7 @@ def test_shipped_weights_load_by_default_and_track(name, sequences):
     path = shipped_weights(name)
     assert path.is_file(), f"no shipped weights for {name}"
     ckpt = read_checkpoint(path)
-    assert ckpt["model"] == name
+    assert ckpt["model"] == {"siamfc_effnet": "siamfc"}.get(name, name)
     stored = getattr(torch, ckpt.get("meta", {}).get("stored_dtype", "float16"))  # fp32 where fp16 lost too much
     assert all(v.dtype == stored for v in ckpt["state_dict"].values() if v.is_floating_point())
     torch.manual_seed(0)

@@ -111,3 +111,20 @@ def build_siamfc(weights=None, device=None, **overrides) -> SiamFCTracker:
     dev = resolve_device(device)
     model, source = load_tracker_model("siamfc", weights, "siamfc", dev)
     return SiamFCTracker(model, cfg, dev, weights_source=source)
+
+
+# SiamFC on an ImageNet EfficientNet-Lite0 (blocks 0-10 dilated to stride 8, 1x1 neck to 128 channels, centre
+# 8 x 8 template cells; configs/siamfc_effnet_cpu.yaml): the architecture of weights/siamfc_effnet.pt, also
+# what weights="random" builds for this tracker
+EFFNET_MODEL = {"backbone": {"name": "efficientnet_lite0", "padding": "symmetric", "output_stride": 8, "frozen_bn": True},
+                "neck_channels": 128, "template_crop": 8}
+
+
+@TRACKERS.register("siamfc_effnet")
+def build_siamfc_effnet(weights=None, device=None, **overrides) -> SiamFCTracker:
+    """SiamFC-3s on the ImageNet-initialised EfficientNet-Lite0 backbone (``weights/siamfc_effnet.pt``)."""
+    cfg = from_dict(SiamFCTrackerConfig, overrides, where="siamfc_effnet tracker config")
+    dev = resolve_device(device)
+    random = isinstance(weights, str) and weights == "random"
+    model, source = load_tracker_model("siamfc_effnet", weights, "siamfc", dev, EFFNET_MODEL if random else None)
+    return SiamFCTracker(model, cfg, dev, weights_source=source)
