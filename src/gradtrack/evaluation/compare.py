@@ -202,18 +202,10 @@ def compare_values(a: Mapping[str, float], b: Mapping[str, float], *, higher_is_
 
 
 # ---------------------------------------------------------------------------------------------- result sets
-def _has_result(results_dir, tracker: str, protocol: str, seq: str) -> bool:
-    if protocol == "ope":
-        return R.ope_result_path(results_dir, tracker, seq).is_file()
-    if protocol == "got10k":
-        return R.got10k_result_path(results_dir, tracker, seq).is_file()
-    return R.vot_result_path(results_dir, tracker, seq).is_file()
-
-
 def result_sequences(results_dir, tracker: str, dataset, protocol: str | None = None) -> list[str]:
     """The dataset's sequences (in dataset order) that ``results_dir/tracker`` has a result file for."""
     protocol = protocol or R.detect_protocol(results_dir, tracker)
-    return [n for n in dataset.names if _has_result(results_dir, tracker, protocol, n)]
+    return [n for n in dataset.names if R.has_result(results_dir, tracker, protocol, n)]
 
 
 def _vot_tag_values(results_dir, tracker: str, dataset, names: Iterable[str], burnin: int = 10,

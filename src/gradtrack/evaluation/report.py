@@ -218,7 +218,7 @@ def build_report(results_dir, dataset, out_dir, *, trackers: Iterable[str] | Non
     skipped: list[str] = []
     if sequences is None:
         # compare on the sequences every tracker has results for (listed in summary.json)
-        sequences = [n for n in dataset.names if all(_has_result(results_dir, t, protos[t], n) for t in names)]
+        sequences = [n for n in dataset.names if all(R.has_result(results_dir, t, protos[t], n) for t in names)]
         skipped = [n for n in dataset.names if n not in sequences]
         if not sequences:
             raise R.ResultFileError(f"no sequence of the dataset has results for all of {', '.join(names)} "
@@ -248,14 +248,6 @@ def build_report(results_dir, dataset, out_dir, *, trackers: Iterable[str] | Non
                              indent=1, allow_nan=False) + "\n")
     files += [md, js]
     return {"scores": scores, "files": files, "sequences": sequences, "skipped": skipped}
-
-
-def _has_result(results_dir, tracker: str, protocol: str, seq: str) -> bool:
-    if protocol == "ope":
-        return R.ope_result_path(results_dir, tracker, seq).is_file()
-    if protocol == "got10k":
-        return R.got10k_result_path(results_dir, tracker, seq).is_file()
-    return R.vot_result_path(results_dir, tracker, seq).is_file()
 
 
 _ACCEPTED = {

@@ -329,3 +329,12 @@ def list_trackers(root) -> list[str]:
     if not r.is_dir():
         raise ResultFileError(f"results folder not found: {r}")
     return sorted(p.name for p in r.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def has_result(results_dir, tracker: str, protocol: str, seq: str) -> bool:
+    """Whether ``tracker`` has a result file for ``seq`` under ``results_dir`` (``protocol``: ope, got10k, vot)."""
+    if protocol == "ope":
+        return ope_result_path(results_dir, tracker, seq).is_file()
+    if protocol == "got10k":
+        return got10k_result_path(results_dir, tracker, seq).is_file()
+    return vot_result_path(results_dir, tracker, seq).is_file()
