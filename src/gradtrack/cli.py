@@ -539,6 +539,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_optional(sub, "gradtrack.evaluation.cli", ("eval", "report"),
                   ("run a benchmark protocol", "tables and plots from evaluation results"))
     _add_optional(sub, "gradtrack.training.cli", ("train",), ("train a model",))
+    _add_optional(sub, "gradtrack.bench.cli", ("bench",), ("measure tracking speed",))
+    _add_optional(sub, "gradtrack.deploy.cli", ("export",), ("export a tracker's networks (ONNX)",))
+    _add_optional(sub, "gradtrack.integrations.cli", ("vot-workspace", "vot-client"),
+                  ("write a VOT toolkit workspace", "TraX client for the VOT toolkit"))
     return parser
 
 
