@@ -17,6 +17,7 @@ LAYERS = {
     "checkpoint": 2,
     "trackers": 3, "data": 3,
     "evaluation": 4, "training": 4,
+    "bench": 4,  # gradtrack bench: times trackers (uses trackers, io, data)
     "finetune": 4,  # train --data: composes training and evaluation; only training.cli's --data path imports it
     "visualize": 5, "cli": 5, "__main__": 5, "__init__": 5,
 }

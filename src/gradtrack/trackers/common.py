@@ -25,7 +25,10 @@ whereas the MATLAB/TF originals use the unscaled ``round(x_sz)`` and centre 136.
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,6 +123,176 @@ def autocast(device: torch.device, enabled: bool):
     if enabled:
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+# ------------------------------------------------------------------------------------------ precision
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX): from the ``/proc/cpuinfo`` flags where
+    readable, else from ``torch.backends.cpu.get_cpu_capability()`` (``AVX512_BF16`` / ``AMX*``)."""
+    try:
+        flags = set()
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags.update(line.split(":", 1)[1].split())
+                    break
+        if flags:
+            return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    cap = str(torch.backends.cpu.get_cpu_capability()).upper()
+    return "BF16" in cap or "AMX" in cap
+
+
+def resolve_precision(precision: str, amp: bool, device: torch.device) -> str:
+    """The precision a tracker runs its search branch in: ``"fp32"``, ``"bf16"`` or ``"fp16"``.
+
+    ``amp=True`` (the older switch) means bf16 and may only be combined with ``"fp32"`` (the default, then
+    overridden) or ``"bf16"``.  ``"auto"``: bf16 on a CPU with AVX512-BF16/AMX, on CUDA bf16 where the GPU
+    supports it (else fp16), otherwise fp32.  fp16 needs CUDA (CPU fp16 convolutions are slow)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if amp:
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"amp=True means bf16; it cannot be combined with precision={precision!r}")
+        return "bf16"
+    if precision == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if device.type == "cpu" and cpu_has_fast_bf16() else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("precision='fp16' needs a CUDA device (use 'bf16' or 'fp32' on the CPU)")
+    return precision
+
+
+def precision_dtype(precision: str) -> torch.dtype:
+    return _DTYPES[precision]
+
+
+def _fuse_sequential(seq: torch.nn.Sequential) -> torch.nn.Sequential:
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    layers, out, i = list(seq), [], 0
+    while i < len(layers):
+        a = layers[i]
+        b = layers[i + 1] if i + 1 < len(layers) else None
+        if (isinstance(a, torch.nn.Conv2d) and isinstance(b, torch.nn.BatchNorm2d) and b.track_running_stats
+                and b.running_mean is not None):
+            out.append(fuse_conv_bn_eval(a, b))
+            i += 2
+        elif isinstance(a, torch.nn.Sequential):
+            out.append(_fuse_sequential(a))
+            i += 1
+        else:
+            _fuse_children(a)
+            out.append(a)
+            i += 1
+    return torch.nn.Sequential(*out)
+
+
+def _fuse_children(module: torch.nn.Module) -> None:
+    for name, child in list(module.named_children()):
+        if isinstance(child, torch.nn.Sequential):
+            setattr(module, name, _fuse_sequential(child))
+        else:
+            _fuse_children(child)
+
+
+def inference_net(module: torch.nn.Module, precision: str = "fp32", device=None) -> torch.nn.Module:
+    """An inference-only copy of ``module`` (the search branch): every ``Conv2d`` directly followed by an
+    eval ``BatchNorm2d`` inside an ``nn.Sequential`` is folded into one convolution, parameters are frozen,
+    stored channels-last and in the ``precision`` dtype.  The original module is untouched (training and
+    the online gradient keep using it).  In fp32 the folded network agrees with the original to float
+    rounding (~1e-6 relative)."""
+    net = copy.deepcopy(module).eval()
+    _fuse_children(net)
+    if isinstance(net, torch.nn.Sequential):
+        net = _fuse_sequential(net)
+    for prm in net.parameters():
+        prm.requires_grad_(False)
+    if device is not None:
+        net = net.to(device)
+    return net.to(dtype=precision_dtype(precision), memory_format=torch.channels_last)
+
+
+def search_input(crops: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``S x H x W x 3`` uint8 crops -> ``S x 3 x H x W`` tensor of ``dtype`` in [0, 255], channels-last
+    (the permuted view of the HWC buffer is channels-last already, so only the dtype conversion copies)."""
+    if crops.ndim == 3:
+        crops = crops[None]
+    t = torch.from_numpy(np.ascontiguousarray(crops)).to(device, non_blocking=True).permute(0, 3, 1, 2)
+    return t.to(dtype, memory_format=torch.channels_last)
+
+
+# --------------------------------------------------------------------------------------- stage timing
+
+STAGES = ("crop", "backbone", "correlation", "post", "update")
+
+
+class StageTimer:
+    """Accumulates wall-clock seconds per tracking stage while installed with :func:`timing` (used by
+    ``gradtrack bench``).  Stages do not nest: a stage entered inside another is counted in the outer one.
+    ``sync`` (e.g. ``torch.cuda.synchronize``) runs at every stage boundary so GPU work is attributed to
+    the stage that queued it."""
+
+    def __init__(self, sync=None):
+        self.totals: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+        self.sync = sync
+        self.active: str | None = None
+
+    def add(self, name: str, seconds: float) -> None:
+        self.totals[name] = self.totals.get(name, 0.0) + seconds
+
+
+class _Stage:
+    __slots__ = ("timer", "name", "t0")
+
+    def __init__(self, timer: StageTimer, name: str):
+        self.timer, self.name = timer, name
+
+    def __enter__(self):
+        if self.timer.sync is not None:
+            self.timer.sync()
+        self.timer.active = self.name
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        if self.timer.sync is not None:
+            self.timer.sync()
+        self.timer.add(self.name, time.perf_counter() - self.t0)
+        self.timer.active = None
+        return False
+
+
+_TIMER: StageTimer | None = None
+_NO_STAGE = contextlib.nullcontext()
+
+
+def stage(name: str):
+    """Context manager timing one stage of a tracker step when a :class:`StageTimer` is installed; a shared
+    no-op context otherwise (one global read: free when benchmarks are not running)."""
+    timer = _TIMER
+    if timer is None or timer.active is not None:
+        return _NO_STAGE
+    return _Stage(timer, name)
+
+
+@contextlib.contextmanager
+def timing(timer: StageTimer | None):
+    """Install ``timer`` for the duration of the block (``None``: timing off)."""
+    global _TIMER
+    prev, _TIMER = _TIMER, timer
+    try:
+        yield timer
+    finally:
+        _TIMER = prev
 
 
 def hann_window(size: int, norm: str = "sum", dtype=np.float32) -> np.ndarray:
@@ -237,6 +410,21 @@ class SiameseSearch:
     def _amp(self):
         return autocast(self.device, self.cfg.amp)
 
+    def _setup_precision(self, embed: torch.nn.Module) -> None:
+        """Resolve ``cfg.precision``/``cfg.amp`` and build the folded, channels-last search network
+        (:func:`inference_net`) from ``embed`` (the module computing search features)."""
+        self.precision = resolve_precision(getattr(self.cfg, "precision", "fp32"), self.cfg.amp, self.device)
+        self._dtype = precision_dtype(self.precision)
+        self._search_net = inference_net(embed, self.precision, self.device)
+
+    def _search_features(self, crops: np.ndarray) -> torch.Tensor:
+        """Search features of ``S`` crops in the tracker's precision (dtype of that precision)."""
+        with stage("crop"):
+            x = search_input(crops, self.device, self._dtype)
+        # no_grad, not inference_mode: GradNet's online gradient takes these features as (saved) inputs
+        with stage("backbone"), torch.no_grad():
+            return self._search_net(x)
+
     def _new_state(self, image: np.ndarray, box: np.ndarray) -> TargetState:
         cfg = self.cfg
         x, y, w, h = (float(v) for v in box)
@@ -255,8 +443,9 @@ class SiameseSearch:
 
     def _search_crops(self, image: np.ndarray, st: TargetState, factors=None) -> np.ndarray:
         factors = self.scale_factors if factors is None else factors
-        return np.stack([crop_and_resize(image, st.center, st.x_sz * f, self.geom.instance_size, st.pad_color)
-                         for f in factors])
+        with stage("crop"):
+            return np.stack([crop_and_resize(image, st.center, st.x_sz * f, self.geom.instance_size, st.pad_color)
+                             for f in factors])
 
     def _window_for(self, size: int) -> np.ndarray:
         if self._window is None or self._window.shape[0] != size:

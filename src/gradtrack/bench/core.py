@@ -1,0 +1,471 @@
+"""Speed of trackers measured side by side in one process, on preloaded frames.
+
+Method
+------
+* The frames are decoded first (:func:`load_source`), so decoding is excluded.
+* Every run (a gradtrack tracker, its backbone-only twin, and with ``compare`` the reference SiamFC,
+  OpenCV NanoTrack and CSRT) processes each frame in turn (round robin), so load from other processes on a
+  shared machine hits all runs alike and the ratios stay comparable.  A repeat is ``init`` on frame 0 plus
+  ``update`` on every later frame; its fps is ``frames / (init + updates)``; the reported fps is the median
+  over repeats.  CUDA is synchronised after each step.
+* Stage times come from the trackers' timing hooks (:func:`gradtrack.trackers.common.stage`, free when no
+  timer is installed): ``crop``, ``backbone``, ``correlation``, ``post`` (upsampling, windowing, the move),
+  ``update`` (the online template update, GradNet/SiamMLG) and ``other`` (the rest of the update time).
+  On the CPU they are collected during the timed repeats; on CUDA (where they need a synchronisation at
+  each boundary) in one extra, untimed pass.
+* ``backbone-only``: the tracker's own search network run on the same three search crops (frame 0 at the
+  initial box) with nothing else, the lower bound of an update; ``vs backbone`` = backbone-only time / the
+  tracker's update time.
+* FLOPs per frame: :class:`torch.utils.flop_counter.FlopCounterMode` over the first ``FLOP_FRAMES`` updates
+  after an init (mean; GradNet's periodic update is amortised); GFLOP/s = FLOPs per frame / update time.
+* Memory: growth of this process's resident set while the tracker is built, initialised and run on a
+  few frames (measured before the timing, trackers built one after another; libraries already loaded).
+"""
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..config import ConfigError
+from ..trackers import build_tracker, list_trackers
+from ..trackers.common import STAGES, StageTimer, timing
+
+REPO = Path(__file__).resolve().parents[3]
+FLOP_FRAMES = 5
+MEMORY_FRAMES = 5
+DEFAULT_SEQUENCE = "otb/Crossing"
+PRECISIONS = ("fp32", "bf16", "fp16")
+BACKENDS = ("torch", "onnxruntime")
+
+
+class BenchError(ValueError):
+    """A bad benchmark request (unknown tracker, unsupported option, unreadable source)."""
+
+
+# ------------------------------------------------------------------------------------------- sources
+
+def shared_dir() -> Path:
+    return Path(os.environ.get("GRADTRACK_SHARED", REPO.parent / "shared"))
+
+
+def _first_box(gt: Path) -> np.ndarray:
+    line = next((ln for ln in gt.read_text().splitlines() if ln.strip()), "")
+    vals = [float(v) for v in line.replace("\t", ",").replace(" ", ",").split(",") if v]
+    if len(vals) == 4:
+        return np.array(vals, dtype=np.float64)
+    if len(vals) >= 6 and len(vals) % 2 == 0:  # polygon -> its bounding box
+        xs, ys = vals[0::2], vals[1::2]
+        return np.array([min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)], dtype=np.float64)
+    raise BenchError(f"{gt}: first line is not x,y,w,h or a polygon: {line!r}")
+
+
+def load_source(source: str | os.PathLike | None, frames: int, box=None) -> tuple[list[np.ndarray], np.ndarray, str]:
+    """``(frames, initial box, description)``: at most ``frames`` RGB frames, preloaded.
+
+    ``source``: ``None`` -> the real sequence ``../shared/data/sequences/otb/Crossing`` if present, else the
+    procedural demo sequence; ``"demo"`` (or ``demo:SEED``) -> the procedural sequence; a sequence folder
+    (``groundtruth.txt`` or ``groundtruth_rect.txt`` beside ``video.mp4``, ``img/`` or the images) -> its
+    frames and first box; a video file or image folder -> its frames, with ``box`` required."""
+    if frames < 2:
+        raise BenchError(f"--frames must be >= 2 (init + at least one update), got {frames}")
+    if source is None:
+        seq = shared_dir() / "data" / "sequences" / DEFAULT_SEQUENCE
+        source = seq if (seq / "video.mp4").is_file() else "demo"
+    if isinstance(source, str) and (source == "demo" or source.startswith("demo:")):
+        from ..data import synthetic
+
+        seed = int(source.partition(":")[2] or 0)
+        seq = synthetic.preset("demo", seed=seed, num_frames=frames)
+        imgs = [np.ascontiguousarray(f) for f in seq.frames][:frames]
+        b = np.asarray(seq.boxes[0], dtype=np.float64) if box is None else np.asarray(box, dtype=np.float64)
+        return imgs, b, f"procedural demo sequence (seed {seed})"
+    from ..io import open_frames
+
+    path = Path(source)
+    if not path.exists():
+        raise BenchError(f"--source {path}: no such file or directory")
+    target: Path = path
+    gt_box = None
+    if path.is_dir():
+        gt = next((path / n for n in ("groundtruth.txt", "groundtruth_rect.txt") if (path / n).is_file()), None)
+        if gt is not None:
+            gt_box = _first_box(gt)
+        if (path / "video.mp4").is_file():
+            target = path / "video.mp4"
+        elif (path / "img").is_dir():
+            target = path / "img"
+    b = box if box is not None else gt_box
+    if b is None:
+        raise BenchError(f"--source {path}: no groundtruth.txt there, so give the initial box with --box X,Y,W,H")
+    imgs = []
+    with open_frames(str(target)) as src:
+        for f in src:
+            imgs.append(np.ascontiguousarray(f))
+            if len(imgs) >= frames:
+                break
+    if len(imgs) < 2:
+        raise BenchError(f"--source {path}: fewer than 2 frames could be read")
+    return imgs, np.asarray(b, dtype=np.float64), str(path)
+
+
+# ---------------------------------------------------------------------------------------------- runs
+
+@dataclass
+class Run:
+    """One thing timed: ``init(frame, box)`` and ``update(frame)``; ``tracker`` is the gradtrack tracker."""
+
+    label: str
+    kind: str  # "gradtrack", "backbone", "peer"
+    init: Callable[[np.ndarray, np.ndarray], Any]
+    update: Callable[[np.ndarray], Any]
+    tracker: Any = None
+    precision: str = "fp32"
+    device: str = "cpu"
+    base: str | None = None  # backbone runs: the label of the tracker they belong to
+    fps: list[float] = field(default_factory=list)
+    update_s: list[float] = field(default_factory=list)  # all update times (every repeat)
+    init_s: list[float] = field(default_factory=list)
+    timer: StageTimer | None = None
+    staged_frames: int = 0
+    memory_mb: float | None = None
+    flops: float | None = None
+    note: str = ""
+
+
+def _precision_kwargs(name: str, precision: str) -> list[dict]:
+    """Tracker keyword arguments to try, in order, for ``precision``."""
+    if precision == "fp32":
+        return [{}]
+    out = [{"precision": precision}]
+    if precision == "bf16":
+        out.append({"amp": True})  # trackers with only the older bf16 switch
+    return out
+
+
+def build_gradtrack(name: str, device: str, precision: str, backend: str, weights=None) -> Any:
+    if name not in list_trackers():
+        raise BenchError(f"unknown tracker {name!r}; known: {', '.join(list_trackers())}")
+    extra = {} if backend == "torch" else {"backend": backend}
+    last: Exception | None = None
+    for kw in _precision_kwargs(name, precision):
+        try:
+            return build_tracker(name, weights=weights, device=device, **kw, **extra)
+        except (ConfigError, TypeError) as exc:
+            last = exc
+            msg = str(exc)
+            if backend != "torch" and "backend" in msg:
+                raise BenchError(f"tracker {name!r} does not support backend={backend!r} ({msg.splitlines()[0]})") from None
+            if "precision" in msg or "amp" in msg:
+                continue
+            raise BenchError(f"tracker {name!r}: {msg.splitlines()[0]}") from None
+        except ValueError as exc:
+            raise BenchError(f"tracker {name!r}: {str(exc).splitlines()[0]}") from None
+    raise BenchError(f"tracker {name!r} does not support precision {precision!r} ({str(last).splitlines()[0]})")
+
+
+def _sync_for(device: str) -> Callable[[], None] | None:
+    return torch.cuda.synchronize if device.startswith("cuda") else None
+
+
+def gradtrack_run(name: str, device: str, precision: str, backend: str, weights=None) -> Run:
+    tr = build_gradtrack(name, device, precision, backend, weights)
+    prec = getattr(tr, "precision", None) or ("bf16" if getattr(getattr(tr, "cfg", None), "amp", False) else "fp32")
+    label = name if backend == "torch" else f"{name} [{backend}]"
+    return Run(f"{label} {prec}", "gradtrack", tr.init, tr.update, tracker=tr, precision=prec,
+               device=str(getattr(tr, "device", device)))
+
+
+def backbone_run(base: Run, frame0: np.ndarray, box: np.ndarray) -> Run | None:
+    """The search network of ``base.tracker`` alone on its frame-0 search crops (None if it has none)."""
+    tr = base.tracker
+    net = getattr(tr, "_search_net", None)
+    if net is None or not hasattr(tr, "_new_state"):
+        return None
+    from ..trackers.common import search_input
+
+    st = tr._new_state(frame0, box)
+    x = search_input(tr._search_crops(frame0, st), tr.device, tr._dtype)
+
+    def update(_frame):
+        with torch.no_grad():
+            return net(x)
+
+    return Run(f"{base.label} backbone-only", "backbone", lambda f, b: None, update, precision=base.precision,
+               device=base.device, base=base.label)
+
+
+def peer_runs(device: str, weights=None) -> tuple[list[Run], list[str]]:
+    """The comparison trackers that can be built here, and a note for each that cannot."""
+    runs, notes = [], []
+    ref = REPO / "benchmarks" / "reference_siamfc.py"
+    if ref.is_file():
+        import importlib.util
+
+        try:
+            spec = importlib.util.spec_from_file_location("gradtrack_reference_siamfc", ref)
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            r = mod.build(device=device)
+            runs.append(Run("reference_siamfc fp32", "peer", r.init, r.update, precision="fp32", device=device,
+                            note="plain SiamFC loop standing in for siamfc-pytorch (benchmarks/reference_siamfc.py)"))
+        except Exception as exc:  # noqa: BLE001 - a comparison that cannot run is skipped, with the reason
+            notes.append(f"reference_siamfc skipped: {type(exc).__name__}: {exc}")
+    else:
+        notes.append(f"reference_siamfc skipped: {ref} not found (run from a gradtrack checkout)")
+    for name in ("nanotrack", "opencv_csrt"):
+        try:
+            tr = build_tracker(name)
+            runs.append(Run(f"{name} (OpenCV)", "peer", tr.init, tr.update, tracker=tr, device="cpu"))
+        except Exception as exc:  # noqa: BLE001
+            notes.append(f"{name} skipped: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    return runs, notes
+
+
+# -------------------------------------------------------------------------------------------- measure
+
+def rss_mb() -> float:
+    """Current resident set size of this process in MiB (Linux ``/proc``; else the peak from ``resource``)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 1024 if sys.platform != "darwin" else peak / 2**20
+
+
+def count_flops(run: Run, frames: list[np.ndarray], box: np.ndarray) -> float | None:
+    """Mean FLOPs per update over the first :data:`FLOP_FRAMES` updates after an init (torch ops only)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    k = min(FLOP_FRAMES, len(frames) - 1)
+    run.init(frames[0], box)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        for f in frames[1:1 + k]:
+            run.update(f)
+    total = counter.get_total_flops()
+    return float(total) / k if total else None
+
+
+def _timed(fn, sync) -> float:
+    t0 = time.perf_counter()
+    fn()
+    if sync is not None:
+        sync()
+    return time.perf_counter() - t0
+
+
+def interleave(runs: list[Run], frames: list[np.ndarray], box: np.ndarray, repeats: int, warmup: int,
+               stages_in_timed: bool) -> None:
+    """The round-robin loop (see the module docstring); fills ``fps``, ``update_s``, ``init_s`` and stages."""
+    syncs = [_sync_for(r.device) for r in runs]
+    for r in runs:
+        r.timer = StageTimer()
+    for r in runs:  # warm-up: lazy kernel selection, allocator
+        r.init(frames[0], box)
+        for f in frames[1:1 + warmup]:
+            r.update(f)
+    for _ in range(repeats):
+        totals = [0.0] * len(runs)
+        for j, r in enumerate(runs):
+            totals[j] = _timed(lambda r=r: r.init(frames[0], box), syncs[j])
+            r.init_s.append(totals[j])
+        for f in frames[1:]:
+            for j, r in enumerate(runs):
+                if stages_in_timed:
+                    with timing(r.timer):
+                        dt = _timed(lambda r=r: r.update(f), syncs[j])
+                    r.staged_frames += 1
+                else:
+                    dt = _timed(lambda r=r: r.update(f), syncs[j])
+                totals[j] += dt
+                r.update_s.append(dt)
+        for j, r in enumerate(runs):
+            r.fps.append(len(frames) / totals[j])
+    if not stages_in_timed:  # one untimed pass with synchronising stage timers
+        for j, r in enumerate(runs):
+            r.timer = StageTimer(sync=syncs[j])
+            r.init(frames[0], box)
+            t_all = 0.0
+            for f in frames[1:]:
+                with timing(r.timer):
+                    t_all += _timed(lambda r=r: r.update(f), syncs[j])
+            r.staged_frames = len(frames) - 1
+            r.timer.totals["_total"] = t_all
+
+
+@dataclass
+class BenchResult:
+    header: dict
+    rows: list[dict]
+    notes: list[str]
+
+
+def environment(device: str) -> dict:
+    env = {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
+           "processor": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(),
+           "cpu_capability": str(torch.backends.cpu.get_cpu_capability()), "device": device}
+    try:
+        import cv2
+
+        env["opencv"] = cv2.__version__
+    except ImportError:
+        pass
+    if device.startswith("cuda") and torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(0)
+        env["cuda"] = torch.version.cuda
+        env["cudnn"] = torch.backends.cudnn.version()
+    return env
+
+
+def run_bench(trackers: list[str], device: str = "cpu", precision: str = "fp32", backend: str = "torch",
+              source=None, frames: int = 50, repeats: int = 3, threads: int | None = None, compare: bool = False,
+              warmup: int = 2, box=None, weights=None, flops: bool = True, memory: bool = True,
+              log: Callable[[str], None] | None = None) -> BenchResult:
+    """Measure ``trackers`` (see the module docstring); returns the header, one row per run and notes."""
+    log = log or (lambda s: None)
+    if precision not in PRECISIONS:
+        raise BenchError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if backend not in BACKENDS:
+        raise BenchError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if repeats < 1:
+        raise BenchError(f"--repeats must be >= 1, got {repeats}")
+    if warmup < 0:
+        raise BenchError(f"warm-up must be >= 0, got {warmup}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BenchError(f"--device {device}: CUDA is not available here")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise BenchError(f"--device must be cpu or cuda[:N], got {device!r}")
+    if precision == "fp16" and device == "cpu":
+        raise BenchError("--precision fp16 needs --device cuda (use bf16 on the CPU)")
+    if threads is not None:
+        if threads < 1:
+            raise BenchError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+        try:
+            import cv2
+
+            cv2.setNumThreads(threads)
+        except ImportError:
+            pass
+    if not trackers:
+        raise BenchError("give at least one --tracker")
+    imgs, b, desc = load_source(source, frames, box)
+    h, w = imgs[0].shape[:2]
+    log(f"source: {desc}: {len(imgs)} frames {w}x{h}, init box {np.round(b, 1).tolist()}")
+
+    runs: list[Run] = []
+    notes: list[str] = []
+    if memory:  # load the convolution kernels' libraries first, so the first tracker is not charged for them
+        with torch.no_grad():
+            torch.nn.functional.conv2d(torch.zeros(1, 3, 64, 64), torch.zeros(8, 3, 3, 3))
+    for name in trackers:
+        gc.collect()
+        before = rss_mb()
+        run = gradtrack_run(name, device, precision, backend, weights)
+        if memory:
+            peak = rss_mb()
+            run.init(imgs[0], b)
+            for f in imgs[1:1 + MEMORY_FRAMES]:
+                run.update(f)
+                peak = max(peak, rss_mb())
+            run.memory_mb = max(0.0, peak - before)
+        runs.append(run)
+        bb = backbone_run(run, imgs[0], b)
+        if bb is not None:
+            runs.append(bb)
+    if compare:
+        peers, why = peer_runs(device if device == "cpu" else "cpu", weights=None)
+        notes += why
+        for p in peers:
+            if memory:
+                gc.collect()
+                before = rss_mb()
+                p.init(imgs[0], b)
+                peak = before
+                for f in imgs[1:1 + MEMORY_FRAMES]:
+                    p.update(f)
+                    peak = max(peak, rss_mb())
+                p.memory_mb = max(0.0, peak - before)
+        runs += peers
+    if flops:
+        for r in runs:
+            if r.kind != "backbone":
+                r.flops = count_flops(r, imgs, b)
+    log(f"timing {len(runs)} runs x {repeats} repeats x {len(imgs)} frames (interleaved)")
+    interleave(runs, imgs, b, repeats, warmup, stages_in_timed=not device.startswith("cuda"))
+
+    ref_fps = next((statistics.median(r.fps) for r in runs if r.label.startswith("reference_siamfc")), None)
+    backbone_ms = {r.base: 1e3 * float(np.median(r.update_s)) for r in runs if r.kind == "backbone"}
+    rows = []
+    for r in runs:
+        upd = np.asarray(r.update_s)
+        row: dict[str, Any] = {
+            "label": r.label, "kind": r.kind, "precision": r.precision, "device": r.device,
+            "fps": statistics.median(r.fps), "fps_repeats": r.fps,
+            "update_ms_median": 1e3 * float(np.median(upd)), "update_ms_mean": 1e3 * float(upd.mean()),
+            "init_ms_median": 1e3 * float(np.median(r.init_s)),
+        }
+        if r.timer is not None and r.kind != "backbone" and r.staged_frames:
+            staged_total = r.timer.totals.pop("_total", None)
+            total_s = staged_total if staged_total is not None else float(upd.sum())
+            stages = {k: 1e3 * r.timer.totals.get(k, 0.0) / r.staged_frames for k in STAGES}
+            if any(stages.values()):
+                stages["other"] = max(0.0, 1e3 * total_s / r.staged_frames - sum(stages.values()))
+                row["stages_ms"] = stages
+                row["stages_total_ms"] = 1e3 * total_s / r.staged_frames
+        if r.flops:
+            row["gflop_per_frame"] = r.flops / 1e9
+            row["gflops_achieved"] = r.flops / 1e9 / (float(upd.mean()))
+        if r.memory_mb is not None:
+            row["rss_added_mb"] = r.memory_mb
+        if r.kind == "gradtrack" and r.label in backbone_ms:
+            row["backbone_only_ms"] = backbone_ms[r.label]
+            row["vs_backbone"] = backbone_ms[r.label] / row["update_ms_median"]
+        if ref_fps:
+            row["x_reference"] = row["fps"] / ref_fps
+        if r.note:
+            row["note"] = r.note
+        rows.append(row)
+    header = {"source": desc, "frames": len(imgs), "size": [w, h], "repeats": repeats, "warmup": warmup,
+              "precision": precision, "backend": backend, **environment(device)}
+    return BenchResult(header, rows, notes)
+
+
+# --------------------------------------------------------------------------------------------- report
+
+def format_table(res: BenchResult) -> str:
+    """A Markdown table of the rows plus the stage breakdown."""
+    lines = ["| run | fps | x reference | update ms | vs backbone | GFLOP/frame | GFLOP/s | RSS added MB |",
+             "|---|---|---|---|---|---|---|---|"]
+
+    def f(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
+    for r in res.rows:
+        lines.append(f"| {r['label']} | {r['fps']:.1f} | {f(r.get('x_reference'), '.2f')} | "
+                     f"{r['update_ms_median']:.1f} | {f(r.get('vs_backbone'), '.0%')} | "
+                     f"{f(r.get('gflop_per_frame'), '.2f')} | {f(r.get('gflops_achieved'), '.0f')} | "
+                     f"{f(r.get('rss_added_mb'), '.0f')} |")
+    staged = [r for r in res.rows if "stages_ms" in r]
+    if staged:
+        names = list(STAGES) + ["other"]
+        lines += ["", "| run (ms per frame) | " + " | ".join(names) + " | total |",
+                  "|---|" + "---|" * (len(names) + 1)]
+        for r in staged:
+            s = r["stages_ms"]
+            lines.append(f"| {r['label']} | " + " | ".join(f"{s[n]:.1f}" for n in names)
+                         + f" | {r['stages_total_ms']:.1f} |")
+    return "\n".join(lines)

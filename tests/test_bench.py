@@ -1,0 +1,169 @@
+"""``gradtrack bench``, the stage-timing hooks and the tracker precision option (no timed assertions)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gradtrack.bench import core
+from gradtrack.cli import main
+from gradtrack.trackers import build_tracker
+from gradtrack.trackers import common
+
+FRAMES = 3
+
+
+@pytest.fixture(scope="module")
+def bench_out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "b.json"
+    import io
+    from contextlib import redirect_stdout
+
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        rc = main(["bench", "--tracker", "siamfc", "--source", "demo", "--frames", str(FRAMES), "--repeats", "1",
+                   "--warmup", "0", "--compare", "--json", str(out), "-q"])
+    assert rc == 0
+    return buf.getvalue(), json.loads(out.read_text())
+
+
+def _row(data, label):
+    return next(r for r in data["rows"] if r["label"] == label)
+
+
+def test_bench_prints_stages_and_json(bench_out):
+    text, data = bench_out
+    assert "| siamfc fp32 |" in text and "| run (ms per frame) | crop | backbone | correlation | post | update" in text
+    assert data["header"]["frames"] == FRAMES and data["header"]["torch"] == torch.__version__
+    row = _row(data, "siamfc fp32")
+    assert len(row["fps_repeats"]) == 1 and row["fps"] > 0
+    st = row["stages_ms"]
+    assert set(st) == {"crop", "backbone", "correlation", "post", "update", "other"}
+    named = sum(v for k, v in st.items() if k != "other")
+    # the hooks cover the update: the named stages are most of it and never more than it
+    assert 0.5 * row["stages_total_ms"] <= named <= row["stages_total_ms"] * (1 + 1e-9)
+    assert st["backbone"] > 0 and st["crop"] > 0 and st["correlation"] > 0 and st["post"] > 0
+    assert abs(row["stages_total_ms"] - row["update_ms_mean"]) <= 1e-6 * row["update_ms_mean"] + 1e-9
+    assert 10 < row["gflop_per_frame"] < 25  # AlexNet 3-scale search: ~16.3 GFLOP
+    assert row["gflops_achieved"] > 0 and row["rss_added_mb"] >= 0
+    assert 0 < row["vs_backbone"] and row["backbone_only_ms"] > 0
+    bb = _row(data, "siamfc fp32 backbone-only")
+    assert bb["kind"] == "backbone" and "stages_ms" not in bb
+
+
+def test_bench_compare_has_the_reference(bench_out):
+    _, data = bench_out
+    labels = [r["label"] for r in data["rows"]]
+    assert "reference_siamfc fp32" in labels
+    ref = _row(data, "reference_siamfc fp32")
+    assert ref["x_reference"] == pytest.approx(1.0)
+    assert _row(data, "siamfc fp32")["x_reference"] == pytest.approx(_row(data, "siamfc fp32")["fps"] / ref["fps"])
+    # the reference does the same network work per frame
+    assert ref["gflop_per_frame"] == pytest.approx(_row(data, "siamfc fp32")["gflop_per_frame"], rel=1e-3)
+    for peer in ("nanotrack (OpenCV)", "opencv_csrt (OpenCV)"):
+        assert peer in labels or any(n.startswith(peer.split()[0]) for n in data["notes"])
+
+
+def test_flop_count_is_positive_and_repeatable():
+    frames, box, _ = core.load_source("demo", 3)
+    run = core.gradtrack_run("siamfc", "cpu", "fp32", "torch", weights="random")
+    a, b = core.count_flops(run, frames, box), core.count_flops(run, frames, box)
+    assert a and a > 0 and a == b
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--frames", "1"], "--frames must be >= 2"),
+    (["--tracker", "no_such_tracker"], "unknown tracker 'no_such_tracker'"),
+    (["--source", "/no/such/video.mp4"], "no such file or directory"),
+    (["--repeats", "0"], "--repeats must be >= 1"),
+    (["--precision", "fp16"], "fp16 needs --device cuda"),
+    (["--device", "tpu"], "--device must be cpu or cuda"),
+    (["--threads", "0"], "--threads must be >= 1"),
+])
+def test_bad_options_give_one_line_errors(argv, words, capsys):
+    rc = main(["bench", "--source", "demo", "--frames", "3", "-q", *argv])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and err.startswith("gradtrack bench: error:") and words in err
+
+
+def test_source_without_groundtruth_needs_a_box(tmp_path, capsys):
+    import cv2
+
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i:04d}.png"), np.full((40, 50, 3), 30 * i, np.uint8))
+    assert main(["bench", "--source", str(tmp_path), "--frames", "3", "-q"]) == 2
+    assert "--box" in capsys.readouterr().err
+    frames, box, _ = core.load_source(tmp_path, 3, box=[5, 5, 10, 10])
+    assert len(frames) == 3 and frames[0].shape == (40, 50, 3) and box.tolist() == [5, 5, 10, 10]
+
+
+def test_unknown_precision_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--precision", "int4"])
+    assert exc.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_stage_hooks_are_free_when_off_and_do_not_nest():
+    assert common.stage("crop") is common._NO_STAGE  # no timer installed: one shared no-op context
+    timer = common.StageTimer()
+    with common.timing(timer):
+        with common.stage("crop"):
+            with common.stage("backbone"):  # inside another stage: counted in the outer one
+                pass
+    assert timer.totals["crop"] > 0 and timer.totals["backbone"] == 0
+    assert common.stage("crop") is common._NO_STAGE
+
+
+def test_resolve_precision():
+    cpu = torch.device("cpu")
+    assert common.resolve_precision("fp32", False, cpu) == "fp32"
+    assert common.resolve_precision("fp32", True, cpu) == "bf16"  # amp=True keeps working
+    assert common.resolve_precision("bf16", True, cpu) == "bf16"
+    assert common.resolve_precision("auto", False, cpu) == ("bf16" if common.cpu_has_fast_bf16() else "fp32")
+    with pytest.raises(ValueError, match="fp16"):
+        common.resolve_precision("fp16", False, cpu)
+    with pytest.raises(ValueError, match="amp=True"):
+        common.resolve_precision("fp16", True, cpu)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        common.resolve_precision("int8", False, cpu)
+
+
+@pytest.mark.parametrize("name", ["siamfc", "gradnet"])
+def test_tracker_reports_precision_and_folded_net_matches(name):
+    frames, box, _ = core.load_source("demo", 3)
+    fp32 = build_tracker(name, weights="random", device="cpu")
+    import cv2
+
+    x = common.search_input(np.stack([cv2.resize(f, (255, 255)) for f in frames]), torch.device("cpu"))
+    embed = fp32.model.embed if name == "siamfc" else fp32.model.search_features
+    with torch.no_grad():
+        ref, got = embed(x.contiguous()), fp32._search_net(x)
+    assert torch.allclose(got, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
+    bf = build_tracker(name, weights="random", device="cpu", precision="bf16")
+    legacy = build_tracker(name, weights="random", device="cpu", amp=True)
+    assert (fp32.precision, bf.precision, legacy.precision) == ("fp32", "bf16", "bf16")
+    assert next(bf._search_net.parameters()).dtype == torch.bfloat16
+    for tr, prec in ((fp32, "fp32"), (bf, "bf16")):
+        tr.init(frames[0], box)
+        res = tr.update(frames[1])
+        assert res.extra["precision"] == prec and np.isfinite(res.box).all()
+    with pytest.raises(Exception, match="precision"):
+        build_tracker(name, weights="random", device="cpu", precision="int8")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_cuda_paths(precision):
+    frames, box, _ = core.load_source("demo", 4)
+    for name in ("siamfc", "gradnet"):
+        tr = build_tracker(name, weights="random", device="cuda", precision=precision)
+        tr.init(frames[0], box)
+        for f in frames[1:]:
+            res = tr.update(f)
+        assert res.extra["precision"] == precision and np.isfinite(res.box).all()
+    res = core.run_bench(["siamfc"], device="cuda", precision=precision, source="demo", frames=4, repeats=1,
+                         warmup=0, weights="random")
+    row = next(r for r in res.rows if r["label"] == f"siamfc {precision}")
+    assert row["fps"] > 0 and sum(row["stages_ms"].values()) > 0 and "gpu" in res.header
