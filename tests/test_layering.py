@@ -15,6 +15,7 @@ LAYERS = {
     "errors": 0, "config": 0, "registry": 0, "geometry": 0, "io": 0,
     "models": 1,
     "checkpoint": 2,
+    "deploy": 2,  # ONNX export and the onnxruntime backend (models, checkpoint); trackers import it
     "trackers": 3, "data": 3,
     "evaluation": 4, "training": 4,
     "bench": 4,  # gradtrack bench: times trackers (uses trackers, io, data)

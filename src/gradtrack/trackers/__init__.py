@@ -8,7 +8,8 @@ Register a tracker with a factory ``(weights, device, **overrides) -> Tracker``:
     def build_mytracker(weights=None, device=None, **overrides):
         ...
 
-``overrides`` are the fields of the tracker's config dataclass; factories build it with
+``overrides`` are the fields of the tracker's config dataclass (plus ``backend="torch"|"onnxruntime"`` and
+``onnx_dir`` for the trackers that have an ONNX export, see :func:`model_backend`); factories build it with
 :func:`gradtrack.config.from_dict`, so unknown keys and wrong types are errors.
 
 SiamFC and GradNet are registered on import.  Every other module in this package (e.g. ``siammlg``,
@@ -26,6 +27,26 @@ from ..registry import Registry
 from .base import FrameStep, Tracker, TrackResult, track_frames
 
 TRACKERS: Registry = Registry("tracker")
+BACKENDS = ("torch", "onnxruntime")
+
+
+def model_backend(tracker_name: str, model, source: str, backend: str = "torch", onnx_dir=None, device=None,
+                  tracker_config=None):
+    """The network a tracker runs: ``model`` itself for ``backend="torch"``; for ``"onnxruntime"`` its
+    ONNX Runtime stand-in (:func:`gradtrack.deploy.load_backend`: graphs from ``onnx_dir``, ``None`` = the
+    user's cache folder, exported there on first use), which has the methods the tracker calls."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "torch":
+        if onnx_dir is not None:
+            raise ValueError("onnx_dir is only used with backend='onnxruntime'")
+        return model
+    from ..deploy.onnx import load_backend
+
+    weights_file = source if source not in ("random", "module") else None
+    return load_backend(tracker_name, model, onnx_dir, device=device, weights_source=source,
+                        weights_file=weights_file, tracker_config=tracker_config)
+
 
 # core trackers (they register themselves); must come after TRACKERS is defined
 from . import siamfc as _siamfc  # noqa: E402,F401
@@ -76,4 +97,4 @@ def build_tracker(name: str, weights=None, device=None, **overrides) -> Tracker:
     return TRACKERS.get(name)(weights=weights, device=device, **overrides)
 
 
-__all__ = ["TRACKERS", "FrameStep", "Tracker", "TrackResult", "build_tracker", "list_trackers", "track_frames"]
+__all__ = ["BACKENDS", "TRACKERS", "FrameStep", "Tracker", "TrackResult", "build_tracker", "list_trackers", "track_frames"]

@@ -1,0 +1,163 @@
+"""ONNX export of SiamFC, the onnxruntime backend and its checks (skipped without onnx/onnxruntime)."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+import gradtrack  # noqa: E402
+from gradtrack.checkpoint import save_model  # noqa: E402
+from gradtrack.deploy.onnx import (OnnxBackendError, OnnxExportError, export_onnx, graph_specs,  # noqa: E402
+                                   load_backend, load_checkpoint_model, read_manifest)
+
+FRAMES = 8
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """The shipped siamfc weights exported once for the module (about 3 s)."""
+    model, source, wfile = load_checkpoint_model("siamfc")
+    out = tmp_path_factory.mktemp("onnx") / "siamfc"
+    man = export_onnx("siamfc", model, out, weights_source=source, weights_file=wfile)
+    return out, man, model
+
+
+@pytest.fixture(scope="module")
+def demo():
+    from gradtrack.data import synthetic
+
+    seq = synthetic.preset("demo", seed=0, num_frames=FRAMES)
+    return [seq.frames[i] for i in range(len(seq.frames))], np.asarray(seq.boxes[0], dtype=np.float64)
+
+
+def _track(tracker, frames, box):
+    tracker.init(frames[0], box)
+    return np.array([tracker.update(f).box for f in frames[1:]])
+
+
+def test_manifest_records_what_the_backend_checks(exported):
+    out, man, model = exported
+    assert read_manifest(out) == json.loads((out / "manifest.json").read_text()) == man
+    assert man["tracker"] == "siamfc" and man["model"] == "siamfc" and man["opset"] >= 13
+    assert set(man["graphs"]) == {"template", "search"}
+    assert man["graphs"]["template"]["inputs"] == {"z": [1, 3, 127, 127]}
+    assert man["graphs"]["search"]["inputs"]["x"] == [3, 3, 255, 255]
+    assert man["geometry"]["score_size"] == 17
+    assert len(man["weights"]["file_sha256"]) == 64 and len(man["weights"]["state_sha256"]) == 64
+    assert man["versions"]["gradtrack"] == gradtrack.__version__
+
+
+def test_graphs_match_torch_on_other_inputs(exported):
+    """Fresh inputs (not the export's examples), batch 5 (the dynamic scale axis), under onnxruntime."""
+    out, _, model = exported
+    gen = torch.Generator().manual_seed(7)
+    z = torch.rand(1, 3, 127, 127, generator=gen) * 255
+    x = torch.rand(5, 3, 255, 255, generator=gen) * 255
+    with torch.no_grad():
+        zf = model.embed(z)
+        ref = model.score(zf, model.embed(x)).numpy()
+    zf_ort = ort.InferenceSession(str(out / "template.onnx")).run(None, {"z": z.numpy()})[0]
+    got = ort.InferenceSession(str(out / "search.onnx")).run(None, {"x": x.numpy(), "zf": zf_ort})[0]
+    assert got.shape == ref.shape == (5, 1, 17, 17)
+    assert np.abs(zf_ort - zf.numpy()).max() <= 1e-4 * float(zf.max() - zf.min())
+    assert np.abs(got - ref).max() <= 1e-4 * float(ref.max() - ref.min())
+
+
+def test_ort_tracker_tracks_like_torch(exported, demo):
+    out, _, _ = exported
+    frames, box = demo
+    ref = _track(gradtrack.build_tracker("siamfc", device="cpu"), frames, box)
+    tr = gradtrack.build_tracker("siamfc", device="cpu", backend="onnxruntime", onnx_dir=out)
+    assert tr.model.backend == "onnxruntime" and tr.precision == "fp32"
+    got = _track(tr, frames, box)
+    assert got.shape == ref.shape and np.isfinite(got).all()
+    assert np.abs(got - ref).max() <= 1e-2
+    # it did move: the demo target travels more than the tolerance
+    assert np.abs(ref[-1] - ref[0]).max() > 1.0
+
+
+def test_other_weights_are_a_clear_error(exported, tmp_path):
+    out, _, model = exported
+    other = gradtrack.build_tracker("siamfc", weights="random", device="cpu").model
+    with pytest.raises(OnnxBackendError, match="exported from other weights"):
+        load_backend("siamfc", other, out)
+    ck = save_model(tmp_path / "other.pt", "siamfc", other)
+    with pytest.raises(OnnxBackendError, match="other weights"):
+        gradtrack.build_tracker("siamfc", weights=ck, device="cpu", backend="onnxruntime", onnx_dir=out)
+    with pytest.raises(OnnxBackendError, match="tracker 'siamfc', not 'siamfc_effnet'"):
+        load_backend("siamfc_effnet", model, out)
+
+
+def test_corrupt_or_missing_graph_is_a_clear_error(exported, tmp_path):
+    out, _, model = exported
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    data = bytearray((bad / "search.onnx").read_bytes())
+    (bad / "search.onnx").write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(OnnxBackendError, match=r"search\.onnx is corrupt"):
+        load_backend("siamfc", model, bad)
+    # a corrupt file whose hash was (wrongly) recorded: onnxruntime's own error, reworded
+    man = json.loads((bad / "manifest.json").read_text())
+    from gradtrack.deploy.onnx import file_sha256
+
+    man["graphs"]["search"]["sha256"] = file_sha256(bad / "search.onnx")
+    (bad / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(OnnxBackendError, match="onnxruntime cannot load this graph"):
+        load_backend("siamfc", model, bad)
+    (bad / "template.onnx").unlink()
+    with pytest.raises(OnnxBackendError, match="template.onnx is missing"):
+        load_backend("siamfc", model, bad)
+    with pytest.raises(OnnxBackendError, match="no exported graphs"):
+        load_backend("siamfc", model, tmp_path / "empty")
+
+
+def test_backend_argument_is_checked():
+    with pytest.raises(ValueError, match="backend must be one of"):
+        gradtrack.build_tracker("siamfc", weights="random", device="cpu", backend="tensorrt")
+    with pytest.raises(ValueError, match="onnx_dir is only used"):
+        gradtrack.build_tracker("siamfc", weights="random", device="cpu", onnx_dir="x")
+    with pytest.raises(OnnxExportError, match="SiamMLG is not exported"):
+        graph_specs("siammlg", None)
+
+
+def test_gradnet_ort_backend_from_the_cache(monkeypatch, tmp_path, demo):
+    """GradNet, ``onnx_dir=None``: exported into the cache folder on first use and reused afterwards; the
+    forward pieces and the update's U2/U1 run in onnxruntime, the gradient in torch (random weights).  The
+    init already makes two gradient updates (the first template and the periodic update on frame 0)."""
+    monkeypatch.setenv("GRADTRACK_CACHE", str(tmp_path))
+    frames, box = demo
+    tr = gradtrack.build_tracker("gradnet", weights="random", device="cpu", backend="onnxruntime")
+    cached = list((tmp_path / "onnx").iterdir())
+    assert len(cached) == 1 and tr.model.onnx_dir == cached[0] and (cached[0] / "manifest.json").is_file()
+    man = tr.model.manifest
+    assert man["torch_only"] and "update" in man["graphs"] and "features" in man["graphs"]
+    ref_tr = gradtrack.build_tracker("gradnet", weights="random", device="cpu")
+    ref, got = _track(ref_tr, frames[:4], box), _track(tr, frames[:4], box)
+    assert tr.state.updates == ref_tr.state.updates >= 2
+    assert np.abs(got - ref).max() <= 1e-2
+    assert torch.allclose(tr.state.hid, ref_tr.state.hid, rtol=0, atol=1e-3 * float(ref_tr.state.hid.abs().max()))
+    again = gradtrack.build_tracker("gradnet", weights="random", device="cpu", backend="onnxruntime")
+    assert again.model.onnx_dir == cached[0] and len(list((tmp_path / "onnx").iterdir())) == 1
+
+
+def test_opencv_dnn_runs_the_search_graph(exported):
+    pytest.importorskip("cv2")
+    from gradtrack.deploy.opencv import check_opencv_search
+
+    out, _, model = exported
+    assert "rel" in check_opencv_search(out, model)
+
+
+def test_cli_export_and_errors(tmp_path, capsys):
+    from gradtrack.cli import main
+
+    assert main(["export", "--tracker", "siammlg", "--format", "onnx", str(tmp_path / "m")]) == 2
+    assert "SiamMLG is not exported" in capsys.readouterr().err
+    assert main(["export", "--tracker", "siamfc", "--weights", str(tmp_path / "nope.pt"), str(tmp_path / "o")]) == 2
+    assert "checkpoint not found" in capsys.readouterr().err
