@@ -21,6 +21,7 @@ LAYERS = {
     "bench": 4,  # gradtrack bench: times trackers (uses trackers, io, data)
     "finetune": 4,  # train --data: composes training and evaluation; only training.cli's --data path imports it
     "visualize": 5, "cli": 5, "__main__": 5, "__init__": 5,
+    "integrations": 5,  # VOT toolkit TraX client and workspace writer (data readers, build_tracker); cli imports it
 }
 SIBLINGS_FORBIDDEN = {("trackers", "data"), ("data", "trackers"), ("evaluation", "training"), ("training", "evaluation")}
 # The package __init__ (build_tracker) sits on the trackers layer for the lower parts that call it lazily.
