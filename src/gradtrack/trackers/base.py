@@ -8,6 +8,12 @@ object and ``init`` resets it completely, so one tracker object can run many seq
 
 :func:`track_frames` is the one frame loop (used by :meth:`Tracker.track`, the evaluation protocols and the
 command line); each caller keeps its own output handling.
+
+Confidence: ``TrackResult.score`` is a calibrated probability that the box overlaps the target with
+IoU > 0.5 when the tracker's weights carry a calibrator (:mod:`gradtrack.trackers.calibration`), and
+``TrackResult.lost`` is ``score < calibrator.lost_threshold``; ``extra["raw_score"]`` keeps the tracker's
+own score and ``extra["calibrated"]`` says which case applies.  Without a calibrator ``score`` is the raw
+score and ``lost`` is ``raw < UNCALIBRATED_LOST_THRESHOLD`` (0.5), or OpenCV's own failure flag.
 """
 from __future__ import annotations
 
@@ -25,10 +31,11 @@ from ..io import ImageError, as_rgb_uint8
 @dataclass
 class TrackResult:
     box: np.ndarray  # (4,) float x, y, w, h
-    score: float
+    score: float  # calibrated P(IoU > 0.5) when extra["calibrated"], else the raw score (module docstring)
     polygon: np.ndarray | None = None  # (8,) rotated rectangle / polygon, optional
     mask: np.ndarray | None = None  # H x W bool in image coordinates, optional
     extra: dict = field(default_factory=dict)
+    lost: bool = False  # the tracker believes it has lost the target (set by Tracker.update)
 
 
 class Tracker(abc.ABC):
@@ -89,7 +96,46 @@ class Tracker(abc.ABC):
             raise ImageError(f"frame is {size[0]}x{size[1]} but the sequence was initialised on a "
                              f"{self._image_size[0]}x{self._image_size[1]} frame; every frame of a sequence must "
                              "have the init frame's size (resize the frames, or init() again)")
-        return self._checked(self._update(img), size)
+        return self._confidence(self._checked(self._update(img), size))
+
+    # -- confidence (see the module docstring) ------------------------------------------------------
+    _calibrator_loaded = False
+
+    @property
+    def calibrator(self):
+        """The :class:`~gradtrack.trackers.calibration.Calibrator` of this tracker's weights (``None`` if
+        none); read once from ``weights_source``.  Assign to override (``None`` = uncalibrated)."""
+        if not self._calibrator_loaded:
+            from .calibration import for_source
+
+            self._calibrator = for_source(getattr(self, "weights_source", None))
+            self._calibrator_loaded = True
+        return self._calibrator
+
+    @calibrator.setter
+    def calibrator(self, cal) -> None:
+        self._calibrator, self._calibrator_loaded = cal, True
+
+    def _uncalibrated_lost(self, result: TrackResult) -> bool:
+        from .calibration import UNCALIBRATED_LOST_THRESHOLD
+
+        return bool(result.score < UNCALIBRATED_LOST_THRESHOLD)
+
+    def _confidence(self, result: TrackResult) -> TrackResult:
+        raw = float(result.score)
+        result.extra["raw_score"] = raw
+        cal = self.calibrator
+        if cal is None:
+            result.extra["calibrated"] = False
+            result.lost = self._uncalibrated_lost(result)
+        else:
+            result.score = float(cal.predict(raw))
+            result.extra["calibrated"] = True
+            result.lost = bool(result.score < cal.lost_threshold)
+        hook = getattr(self, "_after_confidence", None)
+        if hook is not None:
+            hook(result)
+        return result
 
     def _checked(self, result: TrackResult, size: tuple[int, int]) -> TrackResult:
         box = np.asarray(result.box, dtype=np.float64).reshape(4)

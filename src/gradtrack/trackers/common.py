@@ -376,6 +376,7 @@ class TargetState:
     rel_hi: float
     image_size: tuple[int, int]
     pad_color: np.ndarray
+    gain: float = 1.0  # long-term mode: search side / normal search side while lost (1 otherwise)
 
     @property
     def size(self) -> np.ndarray:
@@ -383,7 +384,7 @@ class TargetState:
 
     @property
     def x_sz(self) -> float:
-        return self.x_sz0 * self.rel
+        return self.x_sz0 * self.rel * self.gain
 
     def box(self) -> np.ndarray:
         w, h = self.size
@@ -397,6 +398,55 @@ class SiameseSearch:
     cfg: object
     device: torch.device
     geom: ScoreMapGeometry
+
+    # -- long-term mode (cfg.long_term): grow the search while lost, see _after_confidence -------------------
+    LT_GROWTH = 1.25  # network input side grows by this factor per lost frame ...
+    LT_MAX_INSTANCE = 1023  # ... up to this many pixels (CPU cost bound) or until the crop spans the frame
+
+    def reset(self) -> None:
+        super().reset()
+        base = getattr(self, "_lt_base", None)
+        if base is not None:  # leave the lost mode of the previous sequence
+            self.geom, self.window_influence = base
+            self._lt_base = None
+        self._lt_lost = False
+
+    def _after_confidence(self, result) -> None:
+        """Long-term mode (``cfg.long_term``), called by :meth:`Tracker.update` once ``result.lost`` is known.
+        While lost: the network input (and the search crop with it, same resolution) grows by ``LT_GROWTH``
+        per lost frame up to the whole frame (crop side >= 2 max(W, H)) or ``LT_MAX_INSTANCE`` pixels, the
+        cosine window is off and the template is not updated (GradNet checks ``_lt_lost``); the first frame
+        whose score is back above the lost threshold re-acquires: normal search size, window and updates.
+        ``extra["search_scale"]`` is the search enlargement used for this frame, ``extra["searching"]`` whether
+        the next frame searches the enlarged region."""
+        if not getattr(self.cfg, "long_term", False):
+            return
+        st = getattr(self, "state", None)
+        st = getattr(st, "target", st)  # GradNet keeps the TargetState inside its state
+        result.extra["search_scale"] = float(st.gain)
+        if not result.lost:
+            if self._lt_lost:
+                self.geom, self.window_influence = self._lt_base
+                self._lt_base, self._lt_lost, st.gain = None, False, 1.0
+            result.extra["searching"] = False
+            return
+        if not self._lt_lost:
+            self._lt_base, self._lt_lost = (self.geom, self.window_influence), True
+        base_geom = self._lt_base[0]
+        stride, base = base_geom.stride, base_geom.instance_size
+        w, h = st.image_size
+        need = 2.0 * max(w, h) / (st.x_sz0 * st.rel) * base  # input side at which the crop spans the frame
+        cap = min(self.LT_MAX_INSTANCE, max(need, base))
+        target = min(self.geom.instance_size * self.LT_GROWTH, cap)
+        m = max(0, int(np.ceil((target - base) / (2 * stride))))
+        inst = base + 2 * stride * m
+        if inst > cap and m > 0:
+            inst -= 2 * stride
+        if inst != self.geom.instance_size:
+            self.geom = tracker_geometry(self.model, inst)
+        st.gain = inst / base
+        self.window_influence = 0.0
+        result.extra["searching"] = True
 
     def _setup_search(self, scale_step: float, scale_penalty: float, window_influence: float) -> None:
         cfg = self.cfg

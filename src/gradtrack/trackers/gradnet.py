@@ -83,6 +83,8 @@ class GradNetTrackerConfig(OnlineUpdateConfig):
     max_scale: float = 5.0
     min_target_size: float = 10.0
     amp: bool = False  # bf16 autocast for the search branch (the gradient is always fp32)
+    # grow the search while lost, no template update while lost (SiameseSearch._after_confidence)
+    long_term: bool = False
     # False = the paper's "w/o U" ablation: the template stays U1(f2(z)), no gradient update at all.
     # Also off when the model was trained without gradients (GradNetConfig.use_gradient=False, "w/o MG").
     online_update: bool = True
@@ -247,7 +249,7 @@ class GradNetTracker(SiameseSearch, Tracker):
         f_max = self._peak_value(float(all_raw.max()))
         peak = float(chosen.max())
         extra = {"scale_index": best, "raw_peak": peak, "peak": f_max, "updated": False, "window_influence": influence}
-        if self.updates_enabled:
+        if self.updates_enabled and not self._lt_lost:  # long-term mode: no template update while lost
             done = st.schedule.step(i, f_max, lambda: self._search_crops(image, tg, factors=[1.0]), self._update_from)
             extra.update(threshold=st.schedule.f_thr, reliable=done.reliable, rescued=done.rescued, updated=done.updated)
         return TrackResult(box=tg.box(), score=sigmoid(peak), extra=extra)

@@ -11,7 +11,8 @@ frame (OpenCV needs the rectangle inside it), the reported box is returned as fl
 cannot start on (a target or frame of a few pixels for MIL / CSRT; for MIL any rectangle thinner than
 2 px, on which OpenCV's MIL never returns) raises
 :class:`~gradtrack.geometry.BoxError` naming the box, the rectangle and OpenCV's reason.  ``score`` is ``getTrackingScore()`` for NanoTrack, else 1.0 when OpenCV reports
-success and 0.0 when it reports a loss or an empty rectangle (the previous box is then kept).
+success and 0.0 when it reports a loss or an empty rectangle (the previous box is then kept).  These scores
+are not calibrated (``extra["calibrated"]`` is False); ``TrackResult.lost`` is ``not ok`` (OpenCV's own flag).
 
 ``overrides`` set fields of the OpenCV ``*_Params`` object (``build_tracker("opencv_csrt", use_hog=False)``);
 unknown names are an error.  NanoTrack's ONNX files: ``weights`` = a folder holding ``backbone.onnx`` and
@@ -130,6 +131,9 @@ class OpenCVTracker(Tracker):
             raise BoxError(f"{where} cannot start on it, OpenCV says: {reason}") from None
         self._cv = tracker
         self._box = np.asarray(box, dtype=np.float64).copy()
+
+    def _uncalibrated_lost(self, result: TrackResult) -> bool:
+        return not result.extra.get("opencv_ok", True)
 
     def _update(self, image: np.ndarray) -> TrackResult:
         bgr = np.ascontiguousarray(image[:, :, ::-1])

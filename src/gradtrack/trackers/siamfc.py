@@ -44,6 +44,7 @@ class SiamFCTrackerConfig:
     max_scale: float = 5.0
     min_target_size: float = 10.0  # px, shorter side (unless the initial box is smaller)
     amp: bool = False  # bf16 autocast for the search branch
+    long_term: bool = False  # grow the search while lost, re-acquire (SiameseSearch._after_confidence)
 
     def validate(self) -> None:
         check_common(self)
