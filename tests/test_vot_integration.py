@@ -8,7 +8,7 @@ weighting, area-preserving box for a polygon initialisation), so the per-frame l
 skipped) and the failure counts must be identical and the boxes equal up to TraX's float32 transport.
 The one difference is the overlap: the toolkit rasterises both regions to pixel masks, gradtrack computes
 the continuous polygon IoU.  On ~20 px targets that moves one frame's IoU by a few hundredths at most and
-the mean by about 0.01 (measured 0.008), hence the 0.03 tolerance on accuracy; the test also recomputes the
+the mean by about 0.01 (measured: 0.0014 here, 0.008 on two easier sequences), hence the 0.03 tolerance on accuracy; the test also recomputes the
 toolkit's rasterised accuracy from gradtrack's own boxes and requires it to match the toolkit's to 1e-3,
 which pins the whole accuracy difference on the overlap definition.
 """
@@ -53,7 +53,7 @@ def _write_vot_source(root: Path) -> list[str]:
     return list(specs)
 
 
-def _run(argv, cwd, timeout=240):
+def _run(argv, cwd, timeout=480):
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{' '.join(map(str, argv))} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
@@ -93,7 +93,7 @@ def test_vot_evaluate_and_analysis_match_gradtrack_eval(tmp_path):
     assert (ws / "sequences" / "fast" / "color" / "00000001.png").is_symlink()  # frames linked, not copied
 
     out = _run([str(VOT_EXE), "evaluate", "--workspace", str(ws), IDENT], cwd=tmp_path)
-    assert "error" not in out.lower(), out[-2000:]
+    assert "Evaluation concluded" in out and "interrupted" not in out, out[-2000:]  # the toolkit exits 0 on tracker errors
     _run([str(VOT_EXE), "analysis", "--workspace", str(ws), "--format", "json", "--name", "ar", IDENT], cwd=tmp_path)
     report = json.loads((ws / "analysis" / "ar.json").read_text())["results"]["baseline"]["results"]
     tk_acc, tk_fail, _, _ = report[0][0]
