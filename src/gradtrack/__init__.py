@@ -7,6 +7,8 @@ Public API::
     tracker.init(rgb_uint8_image, (x, y, w, h))      # 0-based float box
     result = tracker.update(next_image)              # TrackResult(box, score, ...)
     gradtrack.list_trackers()
+    mt = gradtrack.MultiTracker("siamfc")            # several targets, one backbone call per frame
+    mt.init(rgb_uint8_image, [box_a, box_b]); results = mt.update(next_image)   # [TrackResult, ...]
 
 The tracker machinery (and torch) is imported on first use, so ``import gradtrack`` stays light.
 """
@@ -29,4 +31,12 @@ def list_trackers() -> list[str]:
     return _list()
 
 
-__all__ = ["__version__", "build_tracker", "list_trackers"]
+def __getattr__(name: str):
+    if name == "MultiTracker":  # imported on first use (torch), see gradtrack.trackers.multi
+        from .trackers.multi import MultiTracker
+
+        return MultiTracker
+    raise AttributeError(f"module 'gradtrack' has no attribute {name!r}")
+
+
+__all__ = ["__version__", "MultiTracker", "build_tracker", "list_trackers"]

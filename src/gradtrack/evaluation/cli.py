@@ -1,7 +1,7 @@
 """``gradtrack eval`` and ``gradtrack report`` (registered into the main parser by :func:`register_cli`).
 
     gradtrack eval --tracker gradnet --weights w.pt --dataset otb --root data/OTB100 --results results \\
-                   [--protocol ope|vot|got10k] [--workers N] [--sequences a,b] [--split train|val|test] [--device cpu]
+                   [--protocol ope|vot|got10k] [--workers N | --batch N] [--sequences a,b] [--split train|val|test] [--device cpu]
     gradtrack report results [--trackers a,b] [--out reports] [--dataset otb --root data/OTB100]
     gradtrack report [results] --compare A B [--intersect] [--margin 0.05] [--json cmp.json] [--markdown cmp.md]
 
@@ -108,6 +108,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise _usage_error(f"--workers must be >= 1, got {args.workers}")
+    if args.batch < 1:
+        raise _usage_error(f"--batch must be >= 1, got {args.batch}")
+    if args.batch > 1 and args.workers > 1:
+        raise _usage_error("--batch N runs N sequences at once in one process; it cannot be combined with --workers > 1")
     results = Path(args.results)
     if results.exists() and not results.is_dir():
         raise _usage_error(f"--results {results} is a file; give a folder (it is created if missing)")
@@ -133,10 +137,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise _usage_error(f"weights not found: {args.weights}")
     tracker = TrackerSpec(args.tracker, weights=args.weights, device=args.device, label=args.label,
                           overrides=parse_overrides(args.overrides))
+    batch = args.batch
+    if batch > 1 and protocol != "ope":
+        print(f"gradtrack eval: note: --batch applies to the OPE protocol only; the {protocol} protocol runs one "
+              "sequence at a time (--batch 1)", file=sys.stderr)
+        batch = 1
     try:
         status = run_benchmark(tracker, spec, args.results, protocol=protocol, workers=args.workers,
                                sequences=names, repetitions=args.repetitions, seed=args.seed,
-                               progress=not args.quiet, redo=args.redo)
+                               progress=not args.quiet, redo=args.redo, batch=batch)
     except (ResumeError, ValueError) as exc:
         raise _usage_error(str(exc)) from None
     except BenchmarkError as exc:  # one line per failed sequence; the other sequences' results are written
@@ -300,6 +309,9 @@ def register_cli(subparsers) -> None:
     p.add_argument("--protocol", choices=("ope", "vot", "got10k"), default=None,
                    help="default: vot for --dataset vot, got10k for got10k, else ope")
     p.add_argument("--workers", type=int, default=1, metavar="N", help="parallel worker processes (default 1)")
+    p.add_argument("--batch", type=int, default=1, metavar="N",
+                   help="OPE: track N sequences at once with the batched tracker (one backbone forward per step; "
+                        "same results as N=1; default 1)")
     p.add_argument("--sequences", default=None, metavar="A,B", help="only these sequences")
     p.add_argument("--split", default=None, choices=("train", "val", "test"), help="dataset split / subset")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")

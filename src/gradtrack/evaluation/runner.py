@@ -225,6 +225,110 @@ def _run_sequence(tracker, sequence, protocol: str, results_dir, folder: str, re
     R.write_times(tpath(results_dir, folder, name), np.stack(all_times, axis=1))
 
 
+# ------------------------------------------------------------------------------------------ batched OPE
+def _ope_start(sequence, results_dir, folder: str, fp: dict | None) -> np.ndarray:
+    """What :func:`_run_sequence` does before tracking an OPE sequence; returns its initial box."""
+    name = sequence.name
+    for path in _result_paths(results_dir, folder, "ope", name, 1):
+        path.unlink(missing_ok=True)
+    if fp is not None:
+        R.write_fingerprint(results_dir, folder, name, fp)
+    init_box = np.asarray(sequence.init_box if hasattr(sequence, "init_box") else sequence.boxes[0], dtype=np.float64)
+    if np.isnan(init_box).any():
+        raise ValueError(f"sequence {name!r}: frame 0 has no ground truth")
+    return init_box
+
+
+def _run_ope_batched(batched, ds, names: list[str], batch: int, results_dir, folder: str, seed: int,
+                     fp: dict | None, errors: list, done) -> None:
+    """OPE over ``names`` with up to ``batch`` sequences advanced together by ``batched`` (a
+    :class:`gradtrack.trackers.batched.BatchedTracker`).  Each sequence writes exactly the files of
+    :func:`_run_sequence`; a finished sequence frees its slot for the next one.  The time of a batched frame
+    is the step's time divided by the number of sequences in it (``init`` is timed alone).  The seed is set
+    once per started sequence (the batched trackers are deterministic)."""
+    import time as _time
+
+    from ..trackers.batched import SlotError
+
+    queue = list(names)
+    active: dict[int, dict] = {}  # slot -> {"seq", "i", "boxes", "times"}
+
+    def fail(slot: int, exc: BaseException) -> None:
+        st = active.pop(slot)
+        batched.release(slot)
+        errors.append((st["seq"].name, _problem(exc)))
+        done(st["seq"].name)
+
+    def finish(slot: int) -> None:
+        st = active.pop(slot)
+        batched.release(slot)
+        name = st["seq"].name
+        try:
+            R.write_times(R.ope_time_path(results_dir, folder, name), st["times"])
+            R.write_boxes(R.ope_result_path(results_dir, folder, name), _finite_boxes(st["boxes"], name))
+        except Exception as exc:  # noqa: BLE001 - reported with the sequence name
+            errors.append((name, _problem(exc)))
+        done(name)
+
+    while queue or active:
+        free = [k for k in range(batch) if k not in active]
+        while free and queue:
+            name = queue.pop(0)
+            slot = free[0]
+            try:
+                seq = ds[name]
+                box = _ope_start(seq, results_dir, folder, fp)
+                n = len(seq.boxes)
+                boxes, times = np.full((n, 4), np.nan), np.full(n, np.nan)
+                _seed(seed)
+                frame = seq.frames[0]
+                t0 = _time.perf_counter()
+                batched.init(slot, frame, box)
+                times[0] = _time.perf_counter() - t0
+                boxes[0] = box
+            except Exception as exc:  # noqa: BLE001 - this sequence fails alone
+                batched.release(slot)
+                errors.append((name, _problem(exc)))
+                done(name)
+                continue
+            free.pop(0)
+            active[slot] = {"seq": seq, "i": 1, "boxes": boxes, "times": times}
+            if n == 1:
+                finish(slot)
+                free.insert(0, slot)
+        if not active:
+            continue
+        frames = {}
+        for slot in list(active):
+            st = active[slot]
+            try:
+                frames[slot] = st["seq"].frames[st["i"]]
+            except Exception as exc:  # noqa: BLE001 - an unreadable frame fails its sequence alone
+                fail(slot, exc)
+        while frames:
+            try:
+                t0 = _time.perf_counter()
+                res = batched.update(frames)
+                dt = (_time.perf_counter() - t0) / len(frames)
+                break
+            except SlotError as exc:  # nothing moved: drop that sequence, step the others
+                frames.pop(exc.slot, None)
+                fail(exc.slot, exc.error)
+            except Exception as exc:  # noqa: BLE001 - after a failure inside the step every sequence in it fails
+                for slot in list(frames):
+                    fail(slot, exc)
+                frames = {}
+        else:
+            continue
+        for slot, r in res.items():
+            st = active[slot]
+            i = st["i"]
+            st["boxes"][i], st["times"][i] = np.asarray(r.box, dtype=np.float64).reshape(4), dt
+            st["i"] = i + 1
+            if st["i"] >= len(st["boxes"]):
+                finish(slot)
+
+
 # ------------------------------------------------------------------------------------------ workers
 _WORKER: dict = {}
 
@@ -330,6 +434,7 @@ def run_benchmark(
     log=None,
     redo: bool = False,
     retries: int = 2,
+    batch: int = 1,
 ) -> dict[str, str]:
     """Run ``protocol`` for every sequence of ``dataset`` (a :class:`DatasetSpec` or an opened dataset)
     and write the results under ``results_dir/<tracker.folder>``.
@@ -346,11 +451,21 @@ def run_benchmark(
       pool: the unfinished sequences are run again in a fresh pool, and after a second break one pool per
       sequence, so that a sequence is given up only after ``retries`` retries of its own.
     ``workers > 1`` needs a :class:`DatasetSpec` or a picklable dataset.
+    * **Batch** (``batch > 1``, OPE only, one process): up to ``batch`` sequences run at once through
+      :class:`gradtrack.trackers.batched.BatchedTracker` (one backbone forward per step for all of them);
+      the result files, fingerprints and resume are those of the one-by-one run (boxes equal within
+      float rounding).  A tracker without a batched path runs its slots one by one (said on ``log``).
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    if batch > 1 and protocol != "ope":
+        raise ValueError(f"batch > 1 is only available for the OPE protocol (not {protocol!r}); use batch 1")
+    if batch > 1 and workers > 1:
+        raise ValueError("batch > 1 runs in this process; it cannot be combined with workers > 1")
     root = Path(results_dir) / tracker.folder
     for p in (Path(results_dir), root):
         if p.exists() and not p.is_dir():
@@ -423,7 +538,14 @@ def run_benchmark(
     from tqdm import tqdm
 
     bar = tqdm(total=len(todo), desc=f"{folder} {protocol}", unit="seq", disable=not progress, file=sys.stderr)
-    if workers == 1 and todo:
+    if batch > 1 and todo:
+        from ..trackers.batched import BatchedTracker
+
+        batched = BatchedTracker(local_tracker or tracker.build())
+        if not batched.batched:
+            say(f"{folder}: --batch {batch}: {batched.fallback_reason}; the sequences run one by one")
+        _run_ope_batched(batched, ds, todo, batch, results_dir, folder, seed, fp, errors, lambda n: bar.update(1))
+    elif workers == 1 and todo:
         trk = local_tracker or tracker.build()
         for name in todo:
             try:
