@@ -41,7 +41,7 @@ def collect(tracker_name, weights, root, split, splits, max_frames, device="cpu"
         d = collect_confidence(tracker, seq, max_frames)
         out.append(d)
         log(f"  {name}: {len(d['raw'])} frames, {d['absent'].sum()} absent, mean IoU {d['iou'].mean():.3f} "
-            f"({time.perf_counter() - t0:.1f} s)")
+            f"({time.perf_counter() - t0:.1f} s)", flush=True)
     return tracker, out
 
 

@@ -63,7 +63,7 @@ def run(tracker_name, split, root, splits, max_frames, weights=None, tracker_kwa
         d["lost_target"] = d["absent"] | (d["iou"] < 0.1)
         per.append(d)
         log(f"  {name}: frames {start}..{start + d['frames'] - 1}, {int(d['absent'].sum())} absent, "
-            f"mean IoU {d['iou'].mean():.3f}, mean score {d['score'].mean():.3f} ({time.perf_counter() - t0:.1f} s)")
+            f"mean IoU {d['iou'].mean():.3f}, mean score {d['score'].mean():.3f} ({time.perf_counter() - t0:.1f} s)", flush=True)
     return per
 
 
@@ -100,7 +100,7 @@ def diagram(per, res, path):
         centers = (np.arange(10) + 0.5) / 10
         ax.bar(centers, np.nan_to_num(acc), width=0.1, edgecolor="k", alpha=0.7, label="fraction IoU > 0.5")
         ax.plot([0, 1], [0, 1], "k--", lw=1)
-        ax.plot(conf, acc, "o-", color="C3", label="mean confidence per bin")
+        ax.plot(conf, acc, "o-", color="C3", label="bin: (mean confidence, accuracy)")
         for c, n in zip(centers, cnt):
             if n:
                 ax.text(c, 0.02, str(n), ha="center", fontsize=6, rotation=90)

@@ -60,7 +60,7 @@ def main(argv=None) -> int:
             per.append(d)
             print(f"  {mode} {s.name}: frames {start}..{start + d['frames'] - 1}, {int(d['absent'].sum())} absent, "
                   f"mean IoU on present {d['iou'][~d['absent']].mean():.3f}, lost {int(d['lost'].sum())}, "
-                  f"max search scale {d['search_scale'].max():.2f}")
+                  f"max search scale {d['search_scale'].max():.2f}", flush=True)
         f = longterm_fscore(per)
         f.update(per_sequence={d["name"]: longterm_fscore([d]) for d in per},
                  calibrated=bool(all(d["calibrated"] for d in per)),
