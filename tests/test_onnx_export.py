@@ -128,7 +128,7 @@ def test_backend_argument_is_checked():
 
 def test_gradnet_ort_backend_from_the_cache(monkeypatch, tmp_path, demo):
     """GradNet, ``onnx_dir=None``: exported into the cache folder on first use and reused afterwards; the
-    forward pieces and the update's U2/U1 run in onnxruntime, the gradient in torch (random weights).  The
+    forward pieces and the whole update (analytic gradient, U2, U1) run in onnxruntime (random weights).  The
     init already makes two gradient updates (the first template and the periodic update on frame 0)."""
     monkeypatch.setenv("GRADTRACK_CACHE", str(tmp_path))
     frames, box = demo
@@ -136,7 +136,8 @@ def test_gradnet_ort_backend_from_the_cache(monkeypatch, tmp_path, demo):
     cached = list((tmp_path / "onnx").iterdir())
     assert len(cached) == 1 and tr.model.onnx_dir == cached[0] and (cached[0] / "manifest.json").is_file()
     man = tr.model.manifest
-    assert man["torch_only"] and "update" in man["graphs"] and "features" in man["graphs"]
+    # AlexNet's U1 is Conv/BN/ReLU: the update's gradient is exported too (analytic), nothing is torch-only
+    assert {"gradient", "update", "features", "score"} <= set(man["graphs"]) and not man["torch_only"]
     ref_tr = gradtrack.build_tracker("gradnet", weights="random", device="cpu")
     ref, got = _track(ref_tr, frames[:4], box), _track(tr, frames[:4], box)
     assert tr.state.updates == ref_tr.state.updates >= 2
@@ -144,6 +145,28 @@ def test_gradnet_ort_backend_from_the_cache(monkeypatch, tmp_path, demo):
     assert torch.allclose(tr.state.hid, ref_tr.state.hid, rtol=0, atol=1e-3 * float(ref_tr.state.hid.abs().max()))
     again = gradtrack.build_tracker("gradnet", weights="random", device="cpu", backend="onnxruntime")
     assert again.model.onnx_dir == cached[0] and len(list((tmp_path / "onnx").iterdir())) == 1
+
+
+def test_analytic_gradient_equals_autograd():
+    from gradtrack.deploy.onnx import AnalyticGradient
+    from gradtrack.models import build_model
+    from gradtrack.models.labels import centered_label
+
+    torch.manual_seed(3)
+    model = build_model("gradnet", {}).eval()
+    for m in model.modules():  # non-trivial BN statistics
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+    f2 = torch.rand(1, 256, 12, 12) * 3
+    xf = torch.randn(2, 256, 22, 22)  # two samples: the loss is their mean
+    label, weight = centered_label(17, 2.0)
+    g_ref, loss_ref = (t.detach() for t in model.gradient(f2, xf, label, weight))
+    with torch.no_grad():
+        g, loss = AnalyticGradient(model)(f2, xf, label, weight)
+    assert abs(float(loss) - float(loss_ref)) < 1e-5
+    assert (g - g_ref).abs().max() <= 1e-5 * float(g_ref.abs().max())
 
 
 def test_opencv_dnn_runs_the_search_graph(exported):

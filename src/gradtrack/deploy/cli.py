@@ -19,8 +19,8 @@ EXIT_ERROR = 2
 def register_cli(subparsers) -> None:
     p = subparsers.add_parser(
         "export", help="export a tracker's networks (ONNX)",
-        description="Write the template and search graphs of TRACKER (GradNet: every forward piece of its update; "
-                    "the gradient dL/df2 stays torch-only) to OUT/ with manifest.json, each checked against PyTorch "
+        description="Write the template and search graphs of TRACKER (GradNet: also its update, the gradient "
+                    "dL/df2 written out analytically for an AlexNet U1, else torch-only) to OUT/ with manifest.json, each checked against PyTorch "
                     "under onnxruntime. Use them with build_tracker(NAME, backend='onnxruntime', onnx_dir=OUT).")
     p.add_argument("--tracker", required=True, help=f"one of {', '.join(EXPORTABLE)}")
     p.add_argument("--format", default="onnx", choices=("onnx",), help="export format (default onnx)")

@@ -11,10 +11,13 @@ scales -- is a dynamic axis, spatial sizes are fixed by the model's geometry)
     ``f2.onnx`` (z -> f2, the template branch's stride-8 feature), ``template_siamfc.onnx`` (z -> the
     plain SiamFC template of the "official" ensemble), ``u1.onnx`` (f2 -> template), ``features.onnx``
     (x -> search features), ``score.onnx`` / ``score_siamfc.onnx`` (template, features -> response, with
-    the GradNet / SiamFC adjust) and ``update.onnx`` (f2, g -> U1(f2 + U2(g)), f2 + U2(g)): every forward
-    piece of the online update.  The gradient ``g = dL/df2`` itself is **torch-only**: ONNX has no
-    autograd operator in its inference opsets, so the ONNX Runtime backend computes ``g`` with torch
-    autograd (on the torch model it keeps) and runs everything else in ONNX Runtime.
+    the GradNet / SiamFC adjust), ``update.onnx`` (f2, g -> U1(f2 + U2(g)), f2 + U2(g)) and
+    ``gradient.onnx`` (f2, xf, label, weight -> g = dL/df2, L).  ONNX has no autograd operator in its
+    inference opsets, so the gradient is written out by hand (:class:`AnalyticGradient`: the loss
+    derivative, the correlation's adjoint and the transposed U1 layers) and checked against torch autograd
+    before it is exported; this covers a U1 of Conv2d/BatchNorm2d/ReLU layers without a template centre
+    crop (AlexNet, the shipped GradNet).  For any other U1 there is no ``gradient.onnx``, the manifest's
+    ``torch_only`` says so, and the backend computes ``g`` with torch autograd on the torch model it keeps.
 
 SiamMLG is not exported (its mask head gathers rows chosen at run time and its update needs autograd as
 GradNet's does); :func:`export_onnx` says so.
@@ -43,6 +46,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ..checkpoint import load_model
 from ..config import to_dict
@@ -144,6 +148,89 @@ class GraphSpec:
     dynamic: dict[str, dict[int, str]] = field(default_factory=dict)
 
 
+def _flat_layers(*modules: nn.Module) -> list[nn.Module] | None:
+    """The layers of ``modules`` in order if all are Conv2d (zero padding) / eval BatchNorm2d / ReLU /
+    Identity (what the analytic gradient handles), else ``None``."""
+    out: list[nn.Module] = []
+    for mod in modules:
+        for m in ([mod] if not isinstance(mod, nn.Sequential) else list(mod)):
+            if isinstance(m, nn.Sequential):
+                sub = _flat_layers(m)
+                if sub is None:
+                    return None
+                out += sub
+            elif isinstance(m, nn.Conv2d) and m.padding_mode == "zeros" and isinstance(m.padding, tuple):
+                out.append(m)
+            elif isinstance(m, nn.BatchNorm2d) and m.running_var is not None:
+                out.append(m)
+            elif isinstance(m, (nn.ReLU, nn.Identity)):
+                out.append(m)
+            else:
+                return None
+    return out
+
+
+class AnalyticGradient(nn.Module):
+    """GradNet's online gradient ``(dL/df2, L)`` written out as forward operations, so ONNX can express it:
+    ``L = mean_b sum(weight * BCE(scale * xcorr(U1(f2), xf_b) + bias, label))``; ``dL/ds = weight *
+    (sigmoid(s) - label) / B``; through the correlation ``dL/dT = scale * xcorr(xf^T, dL/ds^T)``; then back
+    through U1 layer by layer (ReLU: the mask of its input; eval BN: ``gamma / sqrt(var + eps)``; Conv: the
+    transposed convolution with the same weight).  Only for a U1 of Conv2d/BN/ReLU layers (AlexNet) and no
+    template centre crop; checked against torch autograd at export."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        if model.cfg.siamfc.template_crop:
+            raise NotImplementedError("template_crop")
+        u1 = (model.u1_init, model.u1_init_neck) if model.u1_init is not None else (model.template.head,
+                                                                                   model.template_neck)
+        layers = _flat_layers(*u1)
+        if layers is None:
+            raise NotImplementedError("U1 has layers other than Conv2d/BatchNorm2d/ReLU")
+        self.layers = nn.ModuleList(layers)
+        self.adjust = model.adjust
+
+    def forward(self, f2: torch.Tensor, xf: torch.Tensor, label: torch.Tensor, weight: torch.Tensor):
+        acts, h = [], f2
+        for m in self.layers:
+            acts.append(h)
+            h = torch.relu(h) if isinstance(m, nn.ReLU) else m(h)
+        s = self.adjust(F.conv2d(xf, h))  # B x 1 x n x n
+        nb = xf.shape[0]
+        bce = torch.clamp(s, min=0) - s * label + torch.log1p(torch.exp(-torch.abs(s)))
+        loss = (bce * weight).flatten(1).sum(1).mean()
+        dr = weight * (torch.sigmoid(s) - label) * (self.adjust.scale / nb)
+        g = F.conv2d(xf.transpose(0, 1), dr.transpose(0, 1)).transpose(0, 1)  # 1 x C x h x w
+        for m, a in zip(reversed(self.layers), reversed(acts)):
+            if isinstance(m, nn.ReLU):
+                g = g * (a > 0).to(g.dtype)
+            elif isinstance(m, nn.BatchNorm2d):
+                gamma = m.weight if m.weight is not None else torch.ones_like(m.running_var)
+                g = g * (gamma / torch.sqrt(m.running_var + m.eps))[None, :, None, None]
+            elif isinstance(m, nn.Conv2d):
+                k, st, pd, dl = m.kernel_size, m.stride, m.padding, m.dilation
+                opad = tuple(int(a.shape[2 + i]) - ((int(g.shape[2 + i]) - 1) * st[i] - 2 * pd[i] + dl[i] * (k[i] - 1) + 1)
+                             for i in range(2))
+                g = F.conv_transpose2d(g, m.weight, None, st, pd, opad, m.groups, dl)
+        return g, loss
+
+
+def analytic_gradient(model: nn.Module, f2, xf, label, weight, tol: float = TOLERANCE) -> AnalyticGradient | None:
+    """The :class:`AnalyticGradient` of ``model`` if it applies and agrees with torch autograd (rel <= tol)."""
+    try:
+        mod = AnalyticGradient(model).eval()
+    except NotImplementedError:
+        return None
+    with torch.no_grad():
+        g, loss = mod(f2, xf, label, weight)
+    g_ref, loss_ref = model.gradient(f2, xf, label, weight)
+    g_ref, loss_ref = g_ref.detach(), loss_ref.detach()
+    fig = parity(g_ref.detach().numpy(), g.numpy())
+    if not (fig["rel"] <= tol and abs(float(loss) - float(loss_ref)) <= tol * max(1.0, abs(float(loss_ref)))):
+        return None
+    return mod
+
+
 def _image(gen: torch.Generator, n: int, side: int) -> torch.Tensor:
     return torch.rand(n, 3, side, side, generator=gen) * 255.0
 
@@ -175,9 +262,14 @@ def graph_specs(tracker: str, model: nn.Module, scales: int = 3) -> list[GraphSp
         xf = model.search_features(x)
     geom_label = model.cfg.geometry()
     label, weight = centered_label(geom_label.score_size, geom_label.label_radius)
-    g, _ = model.gradient(f2, xf[(scales - 1) // 2:(scales + 1) // 2], label, weight)
+    xf1 = xf[(scales - 1) // 2:(scales + 1) // 2]
+    g, _ = model.gradient(f2, xf1, label, weight)
     g = g.detach()
-    return [
+    grad = analytic_gradient(model, f2, xf1, label, weight)
+    extra = [] if grad is None else [
+        GraphSpec("gradient", lambda m, f2, xf, lb, w: grad(f2, xf, lb, w), {"f2": f2, "xf": xf1, "label": label,
+                  "weight": weight}, ["g", "loss"], {"xf": {0: "samples"}})]
+    return extra + [
         GraphSpec("f2", lambda m, z: m.f2(z), {"z": z}, ["f2"]),
         GraphSpec("template_siamfc", lambda m, z: m.siamfc.embed(z), {"z": z}, ["zf"]),
         GraphSpec("u1", lambda m, f2: m.u1(f2), {"f2": f2}, ["template"]),
@@ -203,7 +295,8 @@ def _export_one(spec: GraphSpec, model: nn.Module, path: Path, opset: int, expor
     elif exporter == "dynamo":
         _require("onnxscript")
         dims = {k: {i: torch.export.Dim.AUTO for i in v} for k, v in spec.dynamic.items() if k in spec.inputs}
-        shapes = tuple(dims.get(k) for k in spec.inputs) if dims else None
+        # _Fn.forward takes *inputs: one positional group, hence the outer 1-tuple
+        shapes = (tuple(dims.get(k) for k in spec.inputs),) if dims else None
         prog = torch.onnx.export(mod, args, dynamo=True, dynamic_shapes=shapes, verbose=False, **kw)
         prog.save(str(path))
     else:
@@ -284,8 +377,9 @@ def export_onnx(tracker: str, model: nn.Module, out_dir: str | Path, *, weights_
         "opset": opset, "exporter": exporter, "tolerance": tol,
         "versions": _versions(),
         "graphs": graphs,
-        "torch_only": (["gradient: g = dL/df2 of the online update (torch autograd; ONNX has no autograd operator)"]
-                       if EXPORTABLE[tracker] == "gradnet" else []),
+        "torch_only": (["gradient: g = dL/df2 of the online update (torch autograd: ONNX has no autograd operator "
+                        "and this U1 is not one the analytic gradient handles)"]
+                       if EXPORTABLE[tracker] == "gradnet" and "gradient" not in graphs else []),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
@@ -399,6 +493,7 @@ class _OrtModel:
         self.onnx_dir = onnx_dir
         self.manifest = manifest
         self.device = device
+        self.threads = threads
         self.graphs = {n: OrtGraph(onnx_dir / manifest["graphs"][n]["file"], device, threads) for n in self.graph_names}
 
     # the torch-module calls the trackers make on their model
@@ -459,8 +554,11 @@ class OrtGradNet(_OrtModel):
 
     graph_names = ("f2", "template_siamfc", "u1", "features", "score", "score_siamfc", "update")
 
-    def __init__(self, torch_model: nn.Module, *args, **kwargs):
-        super().__init__(torch_model, *args, **kwargs)
+    def __init__(self, torch_model: nn.Module, onnx_dir: Path, manifest: dict, *args, **kwargs):
+        super().__init__(torch_model, onnx_dir, manifest, *args, **kwargs)
+        if "gradient" in manifest["graphs"]:
+            self.graphs["gradient"] = OrtGraph(onnx_dir / manifest["graphs"]["gradient"]["file"], self.device,
+                                               self.threads)
         self.torch_model = torch_model
         self.siamfc = _SiamFCHead(self)
 
@@ -480,7 +578,9 @@ class OrtGradNet(_OrtModel):
         return self.graphs["update"](f2, grad)
 
     def gradient(self, f2, xf, label, weight, create_graph: bool = False):
-        """torch-only (see the module docstring)."""
+        """``(dL/df2, L)``: the exported analytic gradient graph where there is one, else torch autograd."""
+        if "gradient" in self.graphs and not create_graph:
+            return self.graphs["gradient"](f2, xf, label, weight)
         return self.torch_model.gradient(f2.to(self.device), xf.to(self.device), label, weight,
                                          create_graph=create_graph)
 
@@ -520,7 +620,7 @@ def load_backend(tracker: str, model: nn.Module, onnx_dir: str | Path | None = N
         onnx_dir = d
     d = Path(onnx_dir).expanduser()
     man = read_manifest(d)
-    _check_manifest(man, d, tracker, model, list(cls.graph_names))
+    _check_manifest(man, d, tracker, model, sorted(set(cls.graph_names) | set(man["graphs"])))
     return cls(model, d, man, dev, threads)
 
 
