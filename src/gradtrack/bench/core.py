@@ -52,6 +52,10 @@ class BenchError(ValueError):
     """A bad benchmark request (unknown tracker, unsupported option, unreadable source)."""
 
 
+class Unsupported(BenchError):
+    """A tracker has no path for the requested precision or backend (skipped with a note when others can run)."""
+
+
 # ------------------------------------------------------------------------------------------- sources
 
 def shared_dir() -> Path:
@@ -164,13 +168,19 @@ def build_gradtrack(name: str, device: str, precision: str, backend: str, weight
             last = exc
             msg = str(exc)
             if backend != "torch" and "backend" in msg:
-                raise BenchError(f"tracker {name!r} does not support backend={backend!r} ({msg.splitlines()[0]})") from None
+                raise Unsupported(f"tracker {name!r} does not support backend={backend!r} ({msg.splitlines()[0]})") from None
             if "precision" in msg or "amp" in msg:
                 continue
             raise BenchError(f"tracker {name!r}: {msg.splitlines()[0]}") from None
         except ValueError as exc:
             raise BenchError(f"tracker {name!r}: {str(exc).splitlines()[0]}") from None
-    raise BenchError(f"tracker {name!r} does not support precision {precision!r} ({str(last).splitlines()[0]})")
+        except (ImportError, OSError, RuntimeError) as exc:
+            if backend == "torch":
+                raise
+            raise BenchError(f"tracker {name!r} with backend={backend!r}: {type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    raise Unsupported(f"tracker {name!r} does not support precision {precision!r} "
+                               f"({str(last).splitlines()[0]})")
 
 
 def _sync_for(device: str) -> Callable[[], None] | None:
@@ -204,7 +214,7 @@ def backbone_run(base: Run, frame0: np.ndarray, box: np.ndarray) -> Run | None:
                device=base.device, base=base.label)
 
 
-def peer_runs(device: str, weights=None) -> tuple[list[Run], list[str]]:
+def peer_runs(device: str) -> tuple[list[Run], list[str]]:
     """The comparison trackers that can be built here, and a note for each that cannot."""
     runs, notes = [], []
     ref = REPO / "benchmarks" / "reference_siamfc.py"
@@ -245,6 +255,18 @@ def rss_mb() -> float:
         return peak / 1024 if sys.platform != "darwin" else peak / 2**20
 
 
+class _GlobalOnly:
+    """Stands in for FlopCounterMode's module tracker: every FLOP goes to "Global"."""
+
+    parents = {"Global"}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
 def count_flops(run: Run, frames: list[np.ndarray], box: np.ndarray) -> float | None:
     """Mean FLOPs per update over the first :data:`FLOP_FRAMES` updates after an init (torch ops only)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -252,6 +274,9 @@ def count_flops(run: Run, frames: list[np.ndarray], box: np.ndarray) -> float | 
     k = min(FLOP_FRAMES, len(frames) - 1)
     run.init(frames[0], box)
     counter = FlopCounterMode(display=False)
+    # count globally, without the per-module tracker: its backward hooks break torch.autograd.grad (GradNet's
+    # and SiamMLG's online update) -- "a leaf node was passed to _will_engine_execute_node"
+    counter.mod_tracker = _GlobalOnly()
     with counter:
         for f in frames[1:1 + k]:
             run.update(f)
@@ -374,7 +399,13 @@ def run_bench(trackers: list[str], device: str = "cpu", precision: str = "fp32",
     for name in trackers:
         gc.collect()
         before = rss_mb()
-        run = gradtrack_run(name, device, precision, backend, weights)
+        try:
+            run = gradtrack_run(name, device, precision, backend, weights)
+        except Unsupported as exc:
+            if len(trackers) == 1:
+                raise
+            notes.append(f"{name} skipped: {exc}")
+            continue
         if memory:
             peak = rss_mb()
             run.init(imgs[0], b)
@@ -386,8 +417,10 @@ def run_bench(trackers: list[str], device: str = "cpu", precision: str = "fp32",
         bb = backbone_run(run, imgs[0], b)
         if bb is not None:
             runs.append(bb)
+    if not runs:
+        raise BenchError("none of the trackers can run with these options: " + "; ".join(notes))
     if compare:
-        peers, why = peer_runs(device if device == "cpu" else "cpu", weights=None)
+        peers, why = peer_runs(device)  # the reference loop on the same device; OpenCV's trackers on the CPU
         notes += why
         for p in peers:
             if memory:
