@@ -277,13 +277,116 @@ def _outputs(args: argparse.Namespace, source) -> tuple[Path | None, Path]:
     return out_video, out_boxes
 
 
+_TARGET_COLORS = ((0, 255, 0), (255, 64, 64), (64, 160, 255), (255, 200, 0), (255, 0, 255), (0, 255, 255),
+                  (255, 128, 0), (160, 96, 255))
+
+
+def _target_boxes_path(out_boxes: Path, k: int) -> Path:
+    """``<out>.<k>.txt``: the boxes file of target ``k`` when several --box are given."""
+    return out_boxes.with_name(f"{out_boxes.stem}.{k}{out_boxes.suffix}")
+
+
+def run_multi_tracking(multi, frames, boxes, *, out_video: Path | None, out_boxes: list[Path], fps_out: float,
+                       max_frames: int | None = None, show_fps: bool = False, progress: bool = True,
+                       desc: str = "tracking", expected: int | None = None, allow_truncated: bool = False):
+    """:func:`run_tracking` for several targets with a :class:`gradtrack.MultiTracker`: one boxes file per
+    target (``out_boxes[k]``) and one annotated video with all boxes.  Returns ``(boxes T x F x 4, update
+    seconds F - 1)`` (seconds of one ``update`` for all targets)."""
+    import time
+
+    from tqdm import tqdm
+
+    from .visualize import draw_result
+
+    total = _frame_count_hint(frames)
+    if max_frames is not None:
+        total = max_frames if total is None else min(total, max_frames)
+    outputs = [p for p in (*out_boxes, out_video) if p is not None]
+    rows: list[np.ndarray] = []
+    times: list[float] = []
+    writer, files = None, []
+    try:
+        files = [_open_output(p, f"boxes file of target {k}") for k, p in enumerate(out_boxes)]
+        if out_video is not None:
+            _open_output(out_video, "video").close()
+        bar = tqdm(total=total, desc=desc, unit="frame", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+        with bar:
+            for i, frame in enumerate(itertools.islice(frames, max_frames)):
+                t0 = time.perf_counter()
+                if i == 0:
+                    multi.init(frame, boxes)
+                    results = [np.asarray(b, dtype=np.float64) for b in boxes]
+                else:
+                    results = multi.update(frame)
+                    times.append(time.perf_counter() - t0)
+                bs = np.stack([np.asarray(getattr(r, "box", r), dtype=np.float64).reshape(4) for r in results])
+                rows.append(bs)
+                for fh, b in zip(files, bs):
+                    fh.write(_fmt_box(b) + "\n")
+                if out_video is not None:
+                    live_fps = 1.0 / float(np.median(times)) if (show_fps and times) else None
+                    img = frame
+                    for k, r in enumerate(results):
+                        img = draw_result(img, r, index=i if k == 0 else None, fps=live_fps if k == 0 else None,
+                                          label=None if len(results) == 1 else f"#{k}" if k else "target 0",
+                                          color=_TARGET_COLORS[k % len(_TARGET_COLORS)])
+                    if writer is None:
+                        writer = _writer_for(_partial(out_video), fps_out, (img.shape[1], img.shape[0]))
+                    writer.write(img)
+                bar.update(1)
+        if not rows:
+            raise UsageError("the source has no frames")
+        wanted = expected if max_frames is None or expected is None else min(expected, max_frames)
+        if wanted is not None and len(rows) < wanted and not allow_truncated:
+            raise UsageError(f"{getattr(frames, 'path', 'the source')}: decoding stopped after {len(rows)} of the "
+                             f"{wanted} frames it claims "
+                             "(truncated or corrupt file); --allow-truncated keeps the frames tracked so far")
+    except BaseException as exc:
+        left = [str(_partial(p)) for p in outputs if _partial(p).exists()]
+        if not rows:
+            for fh in files:
+                fh.close()
+            files = []
+            for q in left:
+                Path(q).unlink()
+        elif isinstance(exc, _user_error_types()):
+            raise UsageError(f"{exc}; the partial output of {len(rows)} frame(s) is left in "
+                             f"{', '.join(left)}") from exc
+        elif left:
+            print(f"gradtrack: the partial output of {len(rows)} frame(s) is left in {', '.join(left)}",
+                  file=sys.stderr)
+        raise
+    finally:
+        for fh in files:
+            fh.close()
+        if writer is not None:
+            writer.close()
+    for p in outputs:
+        os.replace(_partial(p), p)
+    return np.stack(rows, axis=1), np.asarray(times)
+
+
 def cmd_track(args: argparse.Namespace) -> int:
     from .geometry import BoxError, parse_box, validate_box
 
+    texts = list(args.box or [])
+    if getattr(args, "select", False):
+        if texts:
+            raise UsageError("--select and --box are exclusive: pick the box with the mouse or give it")
+        why = _select_unavailable()
+        if why:
+            raise UsageError(why)
+        texts = [_select_box(_frames_api().open_frames(_parse_source(args.source)))]
+    if not texts:
+        raise UsageError("give the target with --box X,Y,W,H (repeat --box for several targets) or --select")
     try:
-        box = parse_box(args.box)
+        all_boxes = [parse_box(t) for t in texts]
     except BoxError as exc:
         raise UsageError(f"--box: {exc}") from None
+    if len(all_boxes) > 1:
+        return _cmd_track_multi(args, texts, all_boxes)
+    box = all_boxes[0]
+    args.box = texts[0]
     if args.max_frames is not None and args.max_frames < 1:
         raise UsageError(f"--max-frames must be >= 1, got {args.max_frames}")
     source = _parse_source(args.source)
@@ -311,6 +414,75 @@ def cmd_track(args: argparse.Namespace) -> int:
         print(f"video: {out_video}")
     print(f"boxes: {out_boxes} (one 0-based x,y,w,h line per frame)")
     print(_fps_line(times))
+    return 0
+
+
+def _select_unavailable() -> str:
+    """Why cv2.selectROI cannot run here (this command has no GUI path when it cannot)."""
+    import cv2
+
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return ("--select needs a display (neither DISPLAY nor WAYLAND_DISPLAY is set); give the target with "
+                "--box X,Y,W,H (read it off the first frame, e.g. in an image viewer)")
+    gui = ""
+    try:
+        info = cv2.getBuildInformation()
+        gui = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.strip().startswith("GUI:")), "")
+    except Exception:  # noqa: BLE001
+        pass
+    if not gui or gui.upper() == "NONE":
+        return ("--select needs OpenCV with a GUI (highgui), but this OpenCV build has none "
+                "(opencv-contrib-python-headless); install opencv-contrib-python instead, or give --box X,Y,W,H")
+    return ""
+
+
+def _select_box(frames) -> str:
+    """Let the user draw the box on the first frame with cv2.selectROI; returns it as ``x,y,w,h``."""
+    import cv2
+
+    why = _select_unavailable()
+    if why:
+        raise UsageError(why)
+    first = next(iter(frames))
+    x, y, w, h = cv2.selectROI("gradtrack: select the target, then ENTER", cv2.cvtColor(first, cv2.COLOR_RGB2BGR),
+                               showCrosshair=True)
+    cv2.destroyAllWindows()
+    if w <= 0 or h <= 0:
+        raise UsageError("--select: no box was drawn (selection cancelled)")
+    return f"{x},{y},{w},{h}"
+
+
+def _cmd_track_multi(args: argparse.Namespace, texts: list[str], all_boxes: list) -> int:
+    from .geometry import validate_box
+
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UsageError(f"--max-frames must be >= 1, got {args.max_frames}")
+    source = _parse_source(args.source)
+    out_video, out_boxes = _outputs(args, source)
+    per_target = [_target_boxes_path(out_boxes, k) for k in range(len(all_boxes))]
+    for path in per_target:
+        if path.exists() and not args.force:
+            raise UsageError(f"output {path} already exists; pass --force to overwrite it")
+    tracker = _make_tracker(args.tracker, args.weights, args.device)
+    frames = _frames_api().open_frames(source)
+    w, h = frames.size
+    boxes = [validate_box(b, (w, h), name=f"--box {t!r} (target {k})") for k, (t, b) in enumerate(zip(texts, all_boxes))]
+    from .trackers.multi import MultiTracker
+
+    multi = MultiTracker(tracker=tracker)
+    expected = getattr(frames, "expected_frames", None)
+    rows, times = run_multi_tracking(multi, frames, boxes, out_video=out_video, out_boxes=per_target,
+                                     fps_out=float(getattr(frames, "fps", None) or 25.0), max_frames=args.max_frames,
+                                     show_fps=args.show_fps, progress=not args.quiet,
+                                     desc=f"{args.tracker} {out_boxes.stem} x{len(boxes)}", expected=expected,
+                                     allow_truncated=args.allow_truncated)
+    print(f"tracked {len(boxes)} targets over {rows.shape[1]} frames of {args.source} with {args.tracker}"
+          + ("" if multi.batched else f" (one by one: {multi.fallback_reason})"))
+    if out_video is not None:
+        print(f"video: {out_video}")
+    for k, path in enumerate(per_target):
+        print(f"boxes of target {k}: {path}")
+    print(_fps_line(times).replace("median update", f"median update of all {len(boxes)} targets"))
     return 0
 
 
@@ -499,7 +671,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "video and a boxes file (one 0-based 'x,y,w,h' line per frame, no header; "
                                    "line 1 is the given box).")
     p.add_argument("source", metavar="SOURCE", help="video file, folder of images, or camera index (0, 1, ...)")
-    p.add_argument("--box", required=True, metavar="X,Y,W,H", help="target in the first frame, 0-based pixels")
+    p.add_argument("--box", action="append", default=None, metavar="X,Y,W,H",
+                   help="target in the first frame, 0-based pixels; repeat for several targets (one pass, "
+                        "boxes to OUT.0.txt, OUT.1.txt, ... in the order given, one video with all boxes)")
+    p.add_argument("--select", action="store_true",
+                   help="draw the target box on the first frame with the mouse (needs a display and an OpenCV "
+                        "with GUI; exclusive with --box)")
     p.add_argument("--tracker", default="gradnet", help="tracker name (see `gradtrack list`; default gradnet)")
     p.add_argument("--weights", default=None, metavar="PATH|random",
                    help="checkpoint file; 'random' for untrained weights; default: the shipped weights")
