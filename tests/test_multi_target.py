@@ -73,3 +73,22 @@ def _run(main, argv):
         return main(argv)
     except SystemExit as exc:
         return exc.code
+
+
+def test_latest_frames_drops_when_the_consumer_is_slow():
+    import time
+
+    from gradtrack.io.frames import LatestFrames
+
+    def source():  # a fake camera: 40 frames, one every 2 ms
+        for i in range(40):
+            time.sleep(0.002)
+            yield np.full((4, 4, 3), i, np.uint8)
+
+    live = LatestFrames(source())
+    got = []
+    for f in live:
+        got.append(int(f[0, 0, 0]))
+        time.sleep(0.02)  # a tracker 10x slower than the source
+    assert got == sorted(got) and got[-1] == 39  # newest frames, in order, the last one included
+    assert live.dropped > 0 and live.dropped + len(got) == 40

@@ -369,7 +369,7 @@ def run_multi_tracking(multi, frames, boxes, *, out_video: Path | None, out_boxe
 def cmd_track(args: argparse.Namespace) -> int:
     from .geometry import BoxError, parse_box, validate_box
 
-    texts = list(args.box or [])
+    texts = [args.box] if isinstance(args.box, str) else list(args.box or [])
     if getattr(args, "select", False):
         if texts:
             raise UsageError("--select and --box are exclusive: pick the box with the mouse or give it")
@@ -395,6 +395,9 @@ def cmd_track(args: argparse.Namespace) -> int:
     frames = _frames_api().open_frames(source)
     w, h = frames.size
     validate_box(box, (w, h), name=f"--box {args.box!r}")
+    live = None
+    if isinstance(source, int):  # a camera: keep up in real time, drop the frames the tracker has no time for
+        live = frames = _frames_api().LatestFrames(frames)
     expected = getattr(frames, "expected_frames", None)
     fps_src = getattr(frames, "fps", None) or 25.0
     stem = out_boxes.stem
@@ -402,6 +405,9 @@ def cmd_track(args: argparse.Namespace) -> int:
                                 max_frames=args.max_frames, show_fps=args.show_fps, progress=not args.quiet,
                                 desc=f"{args.tracker} {stem}", expected=expected, allow_truncated=args.allow_truncated)
     print(f"tracked {len(boxes)} frames of {args.source} with {args.tracker}")
+    if live is not None:
+        live.close()
+        print(f"real time: {live.dropped} frame(s) of the camera were dropped (the tracker was slower than the source)")
     wanted = expected if args.max_frames is None or expected is None else min(expected, args.max_frames)
     if wanted is not None and len(boxes) < wanted:
         print(f"gradtrack track: warning: the source claims {wanted} frames but decoding stopped after "

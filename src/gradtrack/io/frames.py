@@ -721,3 +721,62 @@ __all__ = [
     "read_image",
     "write_video",
 ]
+
+
+class LatestFrames:
+    """Real-time wrapper of a live source (camera, stream): a reader thread keeps only the newest frame,
+    so a consumer slower than the source gets the latest frame and the others are dropped (counted in
+    ``dropped``).  Iterating yields frames until the source ends; ``close()`` stops the thread.  ``size``
+    and ``fps`` are the source's."""
+
+    def __init__(self, source):
+        import threading
+
+        self.source = source
+        self.size = getattr(source, "size", None)
+        self.fps = getattr(source, "fps", None)
+        self.dropped = 0
+        self._frame = None
+        self._ended = False
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._read, name="gradtrack-latest-frame", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            for frame in self.source:
+                if self._stop.is_set():
+                    break
+                with self._cond:
+                    if self._frame is not None:
+                        self.dropped += 1  # the consumer did not take the previous one in time
+                    self._frame = frame
+                    self._cond.notify()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            self._error = exc
+        with self._cond:
+            self._ended = True
+            self._cond.notify()
+
+    def __iter__(self):
+        while True:
+            with self._cond:
+                while self._frame is None and not self._ended:
+                    self._cond.wait(0.1)
+                if self._frame is None:
+                    if self._error is not None:
+                        raise self._error
+                    return
+                frame, self._frame = self._frame, None
+            yield frame
+
+    def close(self) -> None:
+        self._stop.set()
+        close = getattr(self.source, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:  # noqa: BLE001
+                pass
