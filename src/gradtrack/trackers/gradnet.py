@@ -56,8 +56,8 @@ from ..config import from_dict
 from ..models.labels import centered_label
 from . import TRACKERS, model_backend
 from .base import Tracker, TrackResult
-from .common import (SiameseSearch, TargetState, check_common, check_scale_params, crops_to_tensor,
-                     load_tracker_model, normalize_response, resolve_device, sigmoid, tracker_geometry,
+from .common import (PRECISIONS, SiameseSearch, TargetState, check_common, check_scale_params, crops_to_tensor,
+                     load_tracker_model, normalize_response, resolve_device, sigmoid, stage, tracker_geometry,
                      upsample_responses)
 from .update import OnlineUpdateConfig, Sample, UpdateSchedule, blend
 
@@ -82,9 +82,10 @@ class GradNetTrackerConfig(OnlineUpdateConfig):
     min_scale: float = 0.2
     max_scale: float = 5.0
     min_target_size: float = 10.0
-    amp: bool = False  # bf16 autocast for the search branch (the gradient is always fp32)
-    # grow the search while lost, no template update while lost (SiameseSearch._after_confidence)
-    long_term: bool = False
+    amp: bool = False  # older switch: True = precision "bf16"
+    # search branch: "fp32", "bf16", "fp16" (CUDA) or "auto" (bf16 where the CPU/GPU has it); the online
+    # gradient and the correlation are always fp32
+    precision: str = "fp32"
     # False = the paper's "w/o U" ablation: the template stays U1(f2(z)), no gradient update at all.
     # Also off when the model was trained without gradients (GradNetConfig.use_gradient=False, "w/o MG").
     online_update: bool = True
@@ -97,6 +98,8 @@ class GradNetTrackerConfig(OnlineUpdateConfig):
     def validate(self) -> None:
         check_common(self)
         self.check_schedule()
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         step, pen, win = self.resolved()
         check_scale_params(step, pen, win)
         if not 0.0 <= self.fusion_weight <= 1.0:
@@ -139,11 +142,17 @@ class GradNetTracker(SiameseSearch, Tracker):
         self.cfg = cfg or GradNetTrackerConfig()
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
-        if getattr(self.model, "backend", "torch") == "onnxruntime" and self.cfg.amp:  # gradtrack.deploy: fp32
-            raise ValueError("backend='onnxruntime' runs fp32 graphs; amp needs backend='torch'")
         self.weights_source = weights_source
         self.geom = tracker_geometry(self.model, self.cfg.instance_size)
         self._setup_search(*self.cfg.resolved())
+        siamfc = self.model.siamfc
+        if getattr(self.model, "backend", "torch") == "onnxruntime":  # gradtrack.deploy: fp32 ONNX graphs
+            if self.cfg.amp or getattr(self.cfg, "precision", "fp32") not in ("fp32", "auto"):
+                raise ValueError("backend='onnxruntime' runs fp32 graphs; bf16/fp16 need backend='torch'")
+            self.precision, self._dtype, self._search_net = "fp32", torch.float32, self.model.search_features
+        else:
+            self._setup_precision(torch.nn.Sequential(siamfc.backbone, siamfc.neck)
+                                  if hasattr(siamfc, "backbone") and hasattr(siamfc, "neck") else self.model.search_features)
         # the online gradient's centred label on the middle-scale map
         self._label = centered_label(self.geom.score_size, self.geom.label_radius, device=self.device)
         self.reset()
@@ -160,16 +169,14 @@ class GradNetTracker(SiameseSearch, Tracker):
     # -- network pieces -------------------------------------------------------------------------
     @torch.no_grad()
     def _features(self, crops: np.ndarray) -> torch.Tensor:
-        x = crops_to_tensor(crops, self.device)
-        with self._amp():
-            xf = self.model.search_features(x)
-        return xf.float()
+        return self._search_features(crops).float()
 
     @torch.no_grad()
     def _score(self, template: torch.Tensor, xf: torch.Tensor, siamfc: bool = False) -> np.ndarray:
         """Raw maps; the fixed SiamFC template is scored with the SiamFC head (its own adjust layer)."""
         head = self.model.siamfc if siamfc else self.model
-        return head.score(template, xf).float()[:, 0].cpu().numpy()
+        with stage("correlation"):
+            return head.score(template, xf).float()[:, 0].cpu().numpy()
 
     def _grad_update(self, hid: torch.Tensor, xf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
         """``(template, f2', loss)``: one gradient-guided update of state ``hid`` on search features ``xf``."""
@@ -228,33 +235,43 @@ class GradNetTracker(SiameseSearch, Tracker):
         if cfg.fusion == "official":
             raw_sia = self._score(st.template_sia, xf, siamfc=True)
             raw_gra = self._score(st.template, xf[mid:mid + 1])
-            up_sia = upsample_responses(raw_sia, cfg.response_up)
-            best = self._pick_scale(up_sia)
-            up_gra = upsample_responses(raw_gra, cfg.response_up)[0]
-            w = cfg.fusion_weight
-            r = (1.0 - w) * normalize_response(up_sia[best]) + w * normalize_response(up_gra)
-            chosen, all_raw = raw_sia[best], raw_sia
         else:
             raw = self._score(st.template, xf)
-            up = upsample_responses(raw, cfg.response_up)
-            best = self._pick_scale(up)
-            r = normalize_response(up[best])
-            chosen, all_raw = raw[best], raw
-        influence = self.window_influence
-        samples = st.schedule.samples
-        if (cfg.no_window_heuristic and not st.no_window_used and samples
-                and i - samples[-1].frame == cfg.no_window_after):
-            influence, st.no_window_used = 0.0, True
-        r = self._apply_window(r, influence)
-        self._move(tg, r, best)
-
-        f_max = self._peak_value(float(all_raw.max()))
-        peak = float(chosen.max())
-        extra = {"scale_index": best, "raw_peak": peak, "peak": f_max, "updated": False, "window_influence": influence}
-        if self.updates_enabled and not self._lt_lost:  # long-term mode: no template update while lost
-            done = st.schedule.step(i, f_max, lambda: self._search_crops(image, tg, factors=[1.0]), self._update_from)
+        with stage("post"):
+            if cfg.fusion == "official":
+                r, best, chosen, all_raw = self._fuse(raw_sia, raw_gra)
+            else:
+                up = upsample_responses(raw, cfg.response_up)
+                best = self._pick_scale(up)
+                r = normalize_response(up[best])
+                chosen, all_raw = raw[best], raw
+            influence = self.window_influence
+            samples = st.schedule.samples
+            if (cfg.no_window_heuristic and not st.no_window_used and samples
+                    and i - samples[-1].frame == cfg.no_window_after):
+                influence, st.no_window_used = 0.0, True
+            r = self._apply_window(r, influence)
+            self._move(tg, r, best)
+            f_max = self._peak_value(float(all_raw.max()))
+            peak = float(chosen.max())
+        extra = {"scale_index": best, "raw_peak": peak, "peak": f_max, "updated": False, "window_influence": influence,
+                 "precision": self.precision}
+        if self.updates_enabled:
+            with stage("update"):
+                done = st.schedule.step(i, f_max, lambda: self._search_crops(image, tg, factors=[1.0]),
+                                        self._update_from)
             extra.update(threshold=st.schedule.f_thr, reliable=done.reliable, rescued=done.rescued, updated=done.updated)
         return TrackResult(box=tg.box(), score=sigmoid(peak), extra=extra)
+
+    def _fuse(self, raw_sia: np.ndarray, raw_gra: np.ndarray):
+        """"official" fusion: ``(map, scale picked by the SiamFC maps, its raw SiamFC map, all raw SiamFC maps)``."""
+        cfg = self.cfg
+        up_sia = upsample_responses(raw_sia, cfg.response_up)
+        best = self._pick_scale(up_sia)
+        up_gra = upsample_responses(raw_gra, cfg.response_up)[0]
+        w = cfg.fusion_weight
+        r = (1.0 - w) * normalize_response(up_sia[best]) + w * normalize_response(up_gra)
+        return r, best, raw_sia[best], raw_sia
 
 
 @TRACKERS.register("gradnet")

@@ -12,8 +12,11 @@ that is smaller).  The centre is clipped to the image; the output box may extend
 ``TrackResult.score`` is the sigmoid of the highest raw response (a logit, the adjust layer included) of
 the chosen scale, before upsampling and windowing.  ``extra`` holds ``scale_index``, ``raw_peak``.
 
-``amp=True`` runs the search branch under bf16 autocast (CPU or CUDA); see ``benchmarks/speed.py`` for
-its measured effect.  The default is fp32.
+``precision`` ("fp32", "bf16", "fp16" on CUDA, or "auto" = bf16 on CPUs with AVX512-BF16/AMX and on CUDA)
+is the dtype of the search branch; ``amp=True`` (older switch) means bf16.  The search branch runs as a
+BN-folded, channels-last copy of the backbone (:func:`gradtrack.trackers.common.inference_net`); the
+template stays fp32.  The precision used is ``tracker.precision`` and ``TrackResult.extra["precision"]``;
+``gradtrack bench`` measures the speed of each.  The default is fp32.
 """
 from __future__ import annotations
 
@@ -25,8 +28,8 @@ import torch
 from ..config import from_dict
 from . import TRACKERS, model_backend
 from .base import Tracker, TrackResult
-from .common import (SiameseSearch, TargetState, check_common, check_scale_params, crops_to_tensor,
-                     load_tracker_model, normalize_response, resolve_device, sigmoid, tracker_geometry,
+from .common import (PRECISIONS, SiameseSearch, TargetState, check_common, check_scale_params, crops_to_tensor,
+                     load_tracker_model, normalize_response, resolve_device, sigmoid, stage, tracker_geometry,
                      upsample_responses)
 
 
@@ -43,11 +46,13 @@ class SiamFCTrackerConfig:
     min_scale: float = 0.2  # bounds of the target scale relative to the first frame
     max_scale: float = 5.0
     min_target_size: float = 10.0  # px, shorter side (unless the initial box is smaller)
-    amp: bool = False  # bf16 autocast for the search branch
-    long_term: bool = False  # grow the search while lost, re-acquire (SiameseSearch._after_confidence)
+    amp: bool = False  # older switch: True = precision "bf16"
+    precision: str = "fp32"  # search branch: "fp32", "bf16", "fp16" (CUDA) or "auto" (see the module docstring)
 
     def validate(self) -> None:
         check_common(self)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         check_scale_params(self.scale_step, self.scale_penalty, self.window_influence)
 
 
@@ -64,13 +69,17 @@ class SiamFCTracker(SiameseSearch, Tracker):
         self.cfg = cfg or SiamFCTrackerConfig()
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
-        if getattr(self.model, "backend", "torch") == "onnxruntime":  # gradtrack.deploy: fp32 ONNX graphs
-            if self.cfg.amp:
-                raise ValueError("backend='onnxruntime' runs fp32 graphs; amp needs backend='torch'")
-            self.precision = "fp32"
         self.weights_source = weights_source
         self.geom = tracker_geometry(self.model, self.cfg.instance_size)
         self._setup_search(self.cfg.scale_step, self.cfg.scale_penalty, self.cfg.window_influence)
+        if getattr(self.model, "backend", "torch") == "onnxruntime":  # gradtrack.deploy: fp32 ONNX graphs
+            if self.cfg.amp or self.cfg.precision not in ("fp32", "auto"):
+                raise ValueError(f"backend='onnxruntime' runs fp32 graphs; precision={self.cfg.precision!r}/amp "
+                                 "needs backend='torch'")
+            self.precision, self._search_net = "fp32", None
+        else:
+            self._setup_precision(torch.nn.Sequential(self.model.backbone, self.model.neck)
+                                  if hasattr(self.model, "backbone") and hasattr(self.model, "neck") else self.model.embed)
         self.reset()
 
     @property
@@ -82,33 +91,39 @@ class SiamFCTracker(SiameseSearch, Tracker):
         super().reset()
         self.state: TargetState | None = None
         self.template: torch.Tensor | None = None
+        self._template_cast: torch.Tensor | None = None
 
     @torch.no_grad()
     def _init(self, image: np.ndarray, box: np.ndarray) -> None:
         st = self._new_state(image, box)
         z = crops_to_tensor(self._exemplar_crop(image, st), self.device)
         self.template = self.model.embed(z).float()
+        self._template_cast = None
         self.state = st
 
     @torch.no_grad()
     def _responses(self, crops: np.ndarray, template: torch.Tensor) -> np.ndarray:
-        if getattr(self.model, "backend", "torch") == "onnxruntime":  # one search graph: crops -> raw maps
-            return self.model.responses(crops, template)
-        x = crops_to_tensor(crops, self.device)
-        with self._amp():
-            xf = self.model.embed(x)
-            r = self.model.score(template.to(xf.dtype), xf)
-        return r.float()[:, 0].cpu().numpy()
+        if self._search_net is None:  # onnxruntime backend: one search graph from the crops to the raw maps
+            with stage("backbone"):
+                return self.model.responses(crops, template)
+        xf = self._search_features(crops)
+        with stage("correlation"):
+            if self._template_cast is None or self._template_cast.dtype != xf.dtype:
+                self._template_cast = template.to(xf.dtype)
+            r = self.model.score(self._template_cast, xf)
+            return r.float()[:, 0].cpu().numpy()
 
     def _update(self, image: np.ndarray) -> TrackResult:
         st = self.state
         raw = self._responses(self._search_crops(image, st), self.template)
-        up = upsample_responses(raw, self.cfg.response_up)
-        best = self._pick_scale(up)
-        r = self._apply_window(normalize_response(up[best]), self.window_influence)
-        self._move(st, r, best)
-        peak = float(raw[best].max())
-        return TrackResult(box=st.box(), score=sigmoid(peak), extra={"scale_index": best, "raw_peak": peak})
+        with stage("post"):
+            up = upsample_responses(raw, self.cfg.response_up)
+            best = self._pick_scale(up)
+            r = self._apply_window(normalize_response(up[best]), self.window_influence)
+            self._move(st, r, best)
+            peak = float(raw[best].max())
+        return TrackResult(box=st.box(), score=sigmoid(peak),
+                           extra={"scale_index": best, "raw_peak": peak, "precision": self.precision})
 
 
 @TRACKERS.register("siamfc")
