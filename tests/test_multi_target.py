@@ -46,17 +46,17 @@ def test_track_cli_several_boxes(tmp_path):
     x, y, w, h = (float(v) for v in s.boxes[0])
     out = tmp_path / "o.mp4"
     # the second box is outside the frame: nothing may be created
-    rc = _run(main, [str(folder), "--tracker", "siamfc", "--box", f"{x},{y},{w},{h}", "--box", "900,900,5,5",
+    rc = _run(main, ["track", str(folder), "--tracker", "siamfc", "--box", f"{x},{y},{w},{h}", "--box", "900,900,5,5",
                      "--out", str(out), "-q"])
     assert rc == 2 and not list(tmp_path.glob("o*"))
-    rc = _run(main, [str(folder), "--tracker", "siamfc", "--box", f"{x},{y},{w},{h}", "--box",
+    rc = _run(main, ["track", str(folder), "--tracker", "siamfc", "--box", f"{x},{y},{w},{h}", "--box",
                      f"{x + 5},{y + 5},{w},{h}", "--out", str(out), "-q", "--no-video"])
     assert rc == 0
     for k in (0, 1):
         rows = np.loadtxt(tmp_path / f"o.{k}.txt", delimiter=",")
         assert rows.shape == (4, 4)
     assert not (tmp_path / "o.txt").exists()
-    rc = _run(main, [str(folder), "--tracker", "siamfc", "--select", "--box", "1,1,5,5", "--out", str(out)])
+    rc = _run(main, ["track", str(folder), "--tracker", "siamfc", "--select", "--box", "1,1,5,5", "--out", str(out)])
     assert rc == 2
 
 
