@@ -677,10 +677,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "video and a boxes file (one 0-based 'x,y,w,h' line per frame, no header; "
                                    "line 1 is the given box).")
     p.add_argument("source", metavar="SOURCE", help="video file, folder of images, or camera index (0, 1, ...)")
-    p.add_argument("--box", action="append", default=None, metavar="X,Y,W,H",
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--box", action="append", default=None, metavar="X,Y,W,H",
                    help="target in the first frame, 0-based pixels; repeat for several targets (one pass, "
                         "boxes to OUT.0.txt, OUT.1.txt, ... in the order given, one video with all boxes)")
-    p.add_argument("--select", action="store_true",
+    target.add_argument("--select", action="store_true",
                    help="draw the target box on the first frame with the mouse (needs a display and an OpenCV "
                         "with GUI; exclusive with --box)")
     p.add_argument("--tracker", default="gradnet", help="tracker name (see `gradtrack list`; default gradnet)")
