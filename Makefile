@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml constraints.txt $(REQ_TEST)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# torch first and explicitly pinned: pip must never resolve an unpinned torch.
 	$(PIP) install $(TORCH_PIP_ARGS) "torch==$(TORCH_VERSION)"
-	$(PIP) install -c constraints.txt -e ".[test,vot]"
+	$(PIP) install -c constraints.txt -e ".[test,vot,got10k,onnx]"
 	@if [ -f requirements-test.txt ]; then \
 		grep -vE '^\s*#|^\s*$$' requirements-test.txt | grep -E '#\s*no-deps' | sed -E 's/\s*#.*$$//' > $(VENV)/.req-nodeps.txt; \
 		grep -vE '#\s*no-deps' requirements-test.txt > $(VENV)/.req-deps.txt; \
