@@ -86,6 +86,8 @@ class GradNetTrackerConfig(OnlineUpdateConfig):
     # search branch: "fp32", "bf16", "fp16" (CUDA) or "auto" (bf16 where the CPU/GPU has it); the online
     # gradient and the correlation are always fp32
     precision: str = "fp32"
+    # grow the search while lost, no template update while lost (SiameseSearch._after_confidence)
+    long_term: bool = False
     # False = the paper's "w/o U" ablation: the template stays U1(f2(z)), no gradient update at all.
     # Also off when the model was trained without gradients (GradNetConfig.use_gradient=False, "w/o MG").
     online_update: bool = True
@@ -256,7 +258,7 @@ class GradNetTracker(SiameseSearch, Tracker):
             peak = float(chosen.max())
         extra = {"scale_index": best, "raw_peak": peak, "peak": f_max, "updated": False, "window_influence": influence,
                  "precision": self.precision}
-        if self.updates_enabled:
+        if self.updates_enabled and not self._lt_lost:  # long-term mode: no template update while lost
             with stage("update"):
                 done = st.schedule.step(i, f_max, lambda: self._search_crops(image, tg, factors=[1.0]),
                                         self._update_from)

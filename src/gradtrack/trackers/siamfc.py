@@ -48,6 +48,7 @@ class SiamFCTrackerConfig:
     min_target_size: float = 10.0  # px, shorter side (unless the initial box is smaller)
     amp: bool = False  # older switch: True = precision "bf16"
     precision: str = "fp32"  # search branch: "fp32", "bf16", "fp16" (CUDA) or "auto" (see the module docstring)
+    long_term: bool = False  # grow the search while lost, re-acquire (SiameseSearch._after_confidence)
 
     def validate(self) -> None:
         check_common(self)
