@@ -1,5 +1,6 @@
 """BatchedTracker: slots advanced together give the one-by-one boxes (fp32, 1e-3 px); eval --batch N."""
 import numpy as np
+import torch
 import pytest
 
 import gradtrack
@@ -47,13 +48,19 @@ def test_batched_equals_one_by_one(name):
 
 
 def test_gradnet_updates_happen_in_batched_mode():
-    bt = BatchedTracker.build("gradnet", device="cpu")
-    s = synthetic.preset("demo", seed=0, num_frames=11, size=(160, 128))
+    """Every update of the one-by-one tracker also runs in batched mode (20 frames, 4 periodic updates)."""
+    single = gradtrack.build_tracker("gradnet", device="cpu")
+    bt = BatchedTracker(gradtrack.build_tracker("gradnet", device="cpu"))
+    s = synthetic.preset("demo", seed=0, num_frames=21, size=(160, 128))
+    single.init(s.frames[0], s.boxes[0])
     bt.init("a", s.frames[0], s.boxes[0])
     n0 = bt.tracker("a").state.updates
-    for i in range(1, 11):
-        bt.update({"a": s.frames[i]})
-    assert bt.tracker("a").state.updates > n0  # periodic updates at frames 5 and 10
+    for i in range(1, 21):
+        want = single.update(s.frames[i]).box
+        got = bt.update({"a": s.frames[i]})["a"].box
+        assert np.abs(want - got).max() < 1e-3, i
+    assert bt.tracker("a").state.updates > n0  # periodic updates at frames 5, 10, 15, 20
+    assert bt.tracker("a").state.updates == single.state.updates
 
 
 def test_bad_frame_names_slot_and_moves_nothing():
@@ -105,3 +112,19 @@ def test_eval_batch_writes_the_one_by_one_results(tmp_path):
     assert set(st.values()) == {"skipped"}
     with pytest.raises(ValueError, match="OPE"):
         run_benchmark(spec, ds, tmp_path / "v", protocol="vot", progress=False, batch=2)
+
+
+def test_updates_on_samples_with_cached_features_still_run():
+    """A periodic update may pick a buffered sample already used (features cached): it must still run."""
+    from gradtrack.trackers.update import Sample
+
+    bt = BatchedTracker.build("gradnet", device="cpu")
+    calls = []
+
+    class Slot:
+        def _update_from(self, sample, keep):
+            calls.append((sample.frame, keep))
+
+    cached = Sample(crop=np.zeros((1, 8, 8, 3), np.uint8), score=1.0, frame=3, features=torch.zeros(1))
+    bt._run_updates([(Slot(), [(cached, 0.4)])])
+    assert calls == [(3, 0.4)]

@@ -32,7 +32,7 @@ import torch
 
 from ..io import ImageError, as_rgb_uint8
 from .base import Tracker, TrackResult
-from .common import normalize_response, sigmoid, stage, upsample_responses
+from .common import stage
 
 __all__ = ["BatchedTracker", "SlotError"]
 
@@ -199,18 +199,7 @@ class BatchedTracker:
         xf = self._features(crops)
         raw_all = self._scores(proto.model, [t.template for t in ts], xf)
         s = len(crops[0])
-        out = []
-        for i, t in enumerate(ts):
-            st, raw = t.state, raw_all[i * s:(i + 1) * s]
-            with stage("post"):
-                up = upsample_responses(raw, t.cfg.response_up)
-                best = t._pick_scale(up)
-                r = t._apply_window(normalize_response(up[best]), t.window_influence)
-                t._move(st, r, best)
-                peak = float(raw[best].max())
-            out.append(TrackResult(box=st.box(), score=sigmoid(peak),
-                                   extra={"scale_index": best, "raw_peak": peak, "precision": t.precision}))
-        return out
+        return [t._finish(raw_all[i * s:(i + 1) * s]) for i, t in enumerate(ts)]
 
     # -- GradNet ----------------------------------------------------------------------------------
     def _step_gradnet(self, ts, images) -> list[TrackResult]:
@@ -224,45 +213,20 @@ class BatchedTracker:
         crops = [t._search_crops(im, t.state.target) for t, im in zip(ts, images)]
         xf = self._features(crops).float()
         n = len(ts)
-        if cfg.fusion == "official":
-            raw_sia_all = self._scores(model.siamfc, [t.state.template_sia for t in ts], xf)
+        raw_gra_all = None
+        if cfg.fusion == "official":  # the fixed SiamFC template on all scales, the GradNet one on the middle
+            raw_all = self._scores(model.siamfc, [t.state.template_sia for t in ts], xf)
             mids = xf[torch.arange(n, device=xf.device) * s + mid]
             raw_gra_all = self._scores(model, [t.state.template for t in ts], mids)
         else:
             raw_all = self._scores(model, [t.state.template for t in ts], xf)
         out, pending = [], []
         for j, (t, image) in enumerate(zip(ts, images)):
-            st = t.state
-            tg, i = st.target, st.frame
-            with stage("post"):
-                if cfg.fusion == "official":
-                    r, best, chosen, all_raw = t._fuse(raw_sia_all[j * s:(j + 1) * s], raw_gra_all[j:j + 1])
-                else:
-                    raw = raw_all[j * s:(j + 1) * s]
-                    up = upsample_responses(raw, cfg.response_up)
-                    best = t._pick_scale(up)
-                    r = normalize_response(up[best])
-                    chosen, all_raw = raw[best], raw
-                influence = t.window_influence
-                samples = st.schedule.samples
-                if (cfg.no_window_heuristic and not st.no_window_used and samples
-                        and i - samples[-1].frame == cfg.no_window_after):
-                    influence, st.no_window_used = 0.0, True
-                r = t._apply_window(r, influence)
-                t._move(tg, r, best)
-                f_max = t._peak_value(float(all_raw.max()))
-                peak = float(chosen.max())
-            extra = {"scale_index": best, "raw_peak": peak, "peak": f_max, "updated": False,
-                     "window_influence": influence, "precision": t.precision}
-            if t.updates_enabled and not t._lt_lost:
-                asked: list = []
-                with stage("update"):
-                    done = st.schedule.step(i, f_max, lambda t=t, im=image: t._search_crops(im, t.state.target, factors=[1.0]),
-                                            lambda sample, keep, asked=asked: asked.append((sample, keep)))
-                pending.append((t, asked))
-                extra.update(threshold=st.schedule.f_thr, reliable=done.reliable, rescued=done.rescued,
-                             updated=done.updated)
-            out.append(TrackResult(box=tg.box(), score=sigmoid(peak), extra=extra))
+            asked: list = []  # this slot's updates, run after the batched forward of their samples
+            gra = raw_gra_all[j:j + 1] if raw_gra_all is not None else None
+            out.append(t._finish(image, raw_all[j * s:(j + 1) * s], gra,
+                                 lambda sample, keep, asked=asked: asked.append((sample, keep))))
+            pending.append((t, asked))
         self._run_updates(pending)
         return out
 
@@ -275,15 +239,14 @@ class BatchedTracker:
                 if sample.features is None and id(sample) not in seen:
                     seen.add(id(sample))
                     need.append(sample)
-        if not need:
-            return
         with stage("update"):
-            feats = self._features([np.asarray(smp.crop) for smp in need]).float()
-            k = 0
-            for smp in need:
-                m = len(smp.crop)
-                smp.features = feats[k:k + m]
-                k += m
+            if need:  # samples already used once keep their cached features
+                feats = self._features([np.asarray(smp.crop) for smp in need]).float()
+                k = 0
+                for smp in need:
+                    m = len(smp.crop)
+                    smp.features = feats[k:k + m]
+                    k += m
             for t, asked in pending:
                 for sample, keep in asked:
                     t._update_from(sample, keep)

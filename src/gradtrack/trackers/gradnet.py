@@ -229,19 +229,25 @@ class GradNetTracker(SiameseSearch, Tracker):
 
     def _update(self, image: np.ndarray) -> TrackResult:
         cfg, st = self.cfg, self.state
-        tg = st.target
         st.frame += 1
-        i = st.frame
-        xf = self._features(self._search_crops(image, tg))
+        xf = self._features(self._search_crops(image, st.target))
         mid = (cfg.scale_num - 1) // 2
         if cfg.fusion == "official":
             raw_sia = self._score(st.template_sia, xf, siamfc=True)
             raw_gra = self._score(st.template, xf[mid:mid + 1])
-        else:
-            raw = self._score(st.template, xf)
+            return self._finish(image, raw_sia, raw_gra, self._update_from)
+        return self._finish(image, self._score(st.template, xf), None, self._update_from)
+
+    def _finish(self, image: np.ndarray, raw: np.ndarray, raw_gra: np.ndarray | None, update) -> TrackResult:
+        """The frame's result from its raw maps (``raw``: all scales, the SiamFC template's for the "official"
+        fusion, whose GradNet map of the middle scale is ``raw_gra``): fuse, window, move, then the update
+        schedule, whose gradient updates go to ``update(sample, keep)``.  Also used by
+        :class:`gradtrack.trackers.batched.BatchedTracker` (maps of many trackers at once, updates collected)."""
+        cfg, st = self.cfg, self.state
+        tg, i = st.target, st.frame
         with stage("post"):
             if cfg.fusion == "official":
-                r, best, chosen, all_raw = self._fuse(raw_sia, raw_gra)
+                r, best, chosen, all_raw = self._fuse(raw, raw_gra)
             else:
                 up = upsample_responses(raw, cfg.response_up)
                 best = self._pick_scale(up)
@@ -260,8 +266,7 @@ class GradNetTracker(SiameseSearch, Tracker):
                  "precision": self.precision}
         if self.updates_enabled and not self._lt_lost:  # long-term mode: no template update while lost
             with stage("update"):
-                done = st.schedule.step(i, f_max, lambda: self._search_crops(image, tg, factors=[1.0]),
-                                        self._update_from)
+                done = st.schedule.step(i, f_max, lambda: self._search_crops(image, tg, factors=[1.0]), update)
             extra.update(threshold=st.schedule.f_thr, reliable=done.reliable, rescued=done.rescued, updated=done.updated)
         return TrackResult(box=tg.box(), score=sigmoid(peak), extra=extra)
 

@@ -115,8 +115,12 @@ class SiamFCTracker(SiameseSearch, Tracker):
             return r.float()[:, 0].cpu().numpy()
 
     def _update(self, image: np.ndarray) -> TrackResult:
+        return self._finish(self._responses(self._search_crops(image, self.state), self.template))
+
+    def _finish(self, raw: np.ndarray) -> TrackResult:
+        """The frame's result from its raw maps (one per scale): pick the scale, window, move.  Also used by
+        :class:`gradtrack.trackers.batched.BatchedTracker`, which computes the maps of many trackers at once."""
         st = self.state
-        raw = self._responses(self._search_crops(image, st), self.template)
         with stage("post"):
             up = upsample_responses(raw, self.cfg.response_up)
             best = self._pick_scale(up)
