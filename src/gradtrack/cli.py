@@ -68,13 +68,39 @@ def _tracker_api():
     return build, names
 
 
+_STREAM_URL = re.compile(r"^(rtsps?|rtmps?|https?|udp|rtp|tcp|srt)://\S+$", re.IGNORECASE)
+
+
+def _is_stream(source) -> bool:
+    """A network stream URL (``rtsp://``, ``http(s)://``, ``udp://``, ...) as :func:`_parse_source` returns it."""
+    return isinstance(source, str) and bool(_STREAM_URL.match(source))
+
+
+def _is_live(source) -> bool:
+    """A camera index or a stream URL: no length, read in real time through ``LatestFrames``."""
+    return isinstance(source, int) or _is_stream(source)
+
+
+def _shown_source(text) -> str:
+    """``text`` for messages: a stream URL with its password masked."""
+    return _frames_api().mask_url(str(text)) if "://" in str(text) else str(text)
+
+
 def _parse_source(text: str):
-    """A camera index (digits, not an existing path), else a path that must exist."""
+    """A camera index (digits, not an existing path), a stream URL (kept as ``str``), else a path that must
+    exist."""
     if text.isdigit() and not Path(text).exists():
         return int(text)
+    if _is_stream(text):
+        return text
+    if "://" in text:
+        scheme = text.split("://", 1)[0]
+        raise UsageError(f"unsupported stream URL scheme {scheme!r} in {_shown_source(text)} "
+                         "(use rtsp://, http(s)://, udp://, rtmp://, rtp://, tcp:// or srt://)")
     path = Path(text).expanduser()
     if not path.exists():
-        raise UsageError(f"source not found: {text} (expected a video file, an image folder or a camera index)")
+        raise UsageError(f"source not found: {text} (expected a video file, an image folder, a camera index or a "
+                         "stream URL such as rtsp://HOST/PATH)")
     return path
 
 
@@ -165,14 +191,15 @@ def _open_output(path: Path, what: str):
 def run_tracking(tracker, frames, box, *, out_video: Path | None, out_boxes: Path | None, fps_out: float,
                  gt: np.ndarray | None = None, max_frames: int | None = None, show_fps: bool = False,
                  progress: bool = True, desc: str = "tracking", expected: int | None = None,
-                 allow_truncated: bool = False):
+                 allow_truncated: bool = False, show: bool = False):
     """Track ``frames`` (indexable/iterable RGB uint8 frames) from ``box`` in frame 0; write the annotated
     video and the boxes file.  Returns ``(boxes N x 4, update seconds N - 1)``.
 
     Outputs are written as ``NAME.partial.EXT`` in their folder and renamed to ``NAME.EXT`` only when the
     whole run succeeded; after an error they stay as ``.partial`` files and the error (a :class:`UsageError`
     for bad input) says so.  ``expected``: the number of frames the source claims; fewer decoded frames
-    (before ``max_frames``) is an error unless ``allow_truncated``."""
+    (before ``max_frames``) is an error unless ``allow_truncated``.  ``show``: display the annotated frames
+    in a window; ``q`` or Esc there stops tracking and the outputs are finalised as for a normal end."""
     from tqdm import tqdm
 
     from .trackers import track_frames
@@ -186,6 +213,8 @@ def run_tracking(tracker, frames, box, *, out_video: Path | None, out_boxes: Pat
     times: list[float] = []
     writer = None
     boxes_file = None
+    window = _LiveWindow(f"gradtrack: {desc} (q or Esc stops)") if show else None
+    stopped = False
     try:
         if out_boxes is not None:
             boxes_file = _open_output(out_boxes, "boxes file")
@@ -200,19 +229,24 @@ def run_tracking(tracker, frames, box, *, out_video: Path | None, out_boxes: Pat
                 boxes.append(b)
                 if boxes_file is not None:
                     boxes_file.write(_fmt_box(b) + "\n")
-                if out_video is not None:
+                if out_video is not None or window is not None:
                     live_fps = 1.0 / float(np.median(times)) if (show_fps and times) else None
                     i = step.index
                     img = draw_result(step.frame, b if step.result is None else step.result, index=i, fps=live_fps,
                                       gt=None if gt is None or i >= len(gt) else gt[i])
-                    if writer is None:
-                        writer = _writer_for(_partial(out_video), fps_out, (img.shape[1], img.shape[0]))
-                    writer.write(img)
+                    if out_video is not None:
+                        if writer is None:
+                            writer = _writer_for(_partial(out_video), fps_out, (img.shape[1], img.shape[0]))
+                        writer.write(img)
+                    if window is not None and window.show(img):
+                        stopped = True
                 bar.update(1)
+                if stopped:
+                    break
         if not boxes:
             raise UsageError("the source has no frames")
         wanted = expected if max_frames is None or expected is None else min(expected, max_frames)
-        if wanted is not None and len(boxes) < wanted and not allow_truncated:
+        if wanted is not None and len(boxes) < wanted and not allow_truncated and not stopped:
             raise UsageError(f"{getattr(frames, 'path', 'the source')}: decoding stopped after {len(boxes)} of the "
                              f"{wanted} frames it claims "
                              "(truncated or corrupt file); --allow-truncated keeps the frames tracked so far")
@@ -233,9 +267,47 @@ def run_tracking(tracker, frames, box, *, out_video: Path | None, out_boxes: Pat
             boxes_file.close()
         if writer is not None:
             writer.close()
+        if window is not None:
+            window.close()
     for p in outputs:
         os.replace(_partial(p), p)
+    if stopped:
+        print(f"stopped by the user (q/Esc in the --show window) after {len(boxes)} frame(s)", file=sys.stderr)
     return np.stack(boxes), np.asarray(times)
+
+
+class _LiveWindow:
+    """An OpenCV window showing RGB frames; :meth:`show` returns True when the user asks to stop (``q``,
+    Esc, or the window closed)."""
+
+    STOP_KEYS = (ord("q"), ord("Q"), 27)
+
+    def __init__(self, title: str) -> None:
+        import cv2
+
+        self._cv2 = cv2
+        self.title = title
+        self._opened = False
+
+    def show(self, rgb: np.ndarray) -> bool:
+        cv2 = self._cv2
+        cv2.imshow(self.title, cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
+        self._opened = True
+        key = cv2.waitKey(1)
+        if key != -1 and (key & 0xFF) in self.STOP_KEYS:
+            return True
+        try:  # the user closed the window
+            return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
+        except cv2.error:
+            return False
+
+    def close(self) -> None:
+        if self._opened:
+            try:
+                self._cv2.destroyWindow(self.title)
+                self._cv2.waitKey(1)
+            except self._cv2.error:
+                pass
 
 
 # --------------------------------------------------------------------------------------------- track
@@ -260,8 +332,14 @@ def _outputs(args: argparse.Namespace, source) -> tuple[Path | None, Path]:
     for path, flag in ((args.out, "--out"), (args.boxes, "--boxes")):
         if path is not None and Path(path).is_dir():
             raise UsageError(f"{flag} {path} is a directory; give a file name")
-    stem = f"camera{source}" if isinstance(source, int) else Path(source).stem
-    folder = Path(".") if isinstance(source, int) else Path(source).parent
+    if isinstance(source, int):
+        stem = f"camera{source}"
+    elif _is_stream(source):  # stream-HOST, never the credentials
+        host = source.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+        stem = "stream-" + (re.sub(r"[^A-Za-z0-9.-]+", "_", host).strip("._-") or "url")
+    else:
+        stem = Path(source).stem
+    folder = Path(".") if _is_live(source) else Path(source).parent
     out_video = None if args.no_video else Path(args.out or folder / f"{stem}.{args.tracker}.mp4")
     if args.boxes:
         out_boxes = Path(args.boxes)
@@ -288,7 +366,8 @@ def _target_boxes_path(out_boxes: Path, k: int) -> Path:
 
 def run_multi_tracking(multi, frames, boxes, *, out_video: Path | None, out_boxes: list[Path], fps_out: float,
                        max_frames: int | None = None, show_fps: bool = False, progress: bool = True,
-                       desc: str = "tracking", expected: int | None = None, allow_truncated: bool = False):
+                       desc: str = "tracking", expected: int | None = None, allow_truncated: bool = False,
+                       show: bool = False):
     """:func:`run_tracking` for several targets with a :class:`gradtrack.MultiTracker`: one boxes file per
     target (``out_boxes[k]``) and one annotated video with all boxes.  Returns ``(boxes T x F x 4, update
     seconds F - 1)`` (seconds of one ``update`` for all targets)."""
@@ -305,6 +384,8 @@ def run_multi_tracking(multi, frames, boxes, *, out_video: Path | None, out_boxe
     rows: list[np.ndarray] = []
     times: list[float] = []
     writer, files = None, []
+    window = _LiveWindow(f"gradtrack: {desc} (q or Esc stops)") if show else None
+    stopped = False
     try:
         files = [_open_output(p, f"boxes file of target {k}") for k, p in enumerate(out_boxes)]
         if out_video is not None:
@@ -323,21 +404,26 @@ def run_multi_tracking(multi, frames, boxes, *, out_video: Path | None, out_boxe
                 rows.append(bs)
                 for fh, b in zip(files, bs):
                     fh.write(_fmt_box(b) + "\n")
-                if out_video is not None:
+                if out_video is not None or window is not None:
                     live_fps = 1.0 / float(np.median(times)) if (show_fps and times) else None
                     img = frame
                     for k, r in enumerate(results):
                         img = draw_result(img, r, index=i if k == 0 else None, fps=live_fps if k == 0 else None,
                                           label=None if len(results) == 1 else f"#{k}" if k else "target 0",
                                           color=_TARGET_COLORS[k % len(_TARGET_COLORS)])
-                    if writer is None:
-                        writer = _writer_for(_partial(out_video), fps_out, (img.shape[1], img.shape[0]))
-                    writer.write(img)
+                    if out_video is not None:
+                        if writer is None:
+                            writer = _writer_for(_partial(out_video), fps_out, (img.shape[1], img.shape[0]))
+                        writer.write(img)
+                    if window is not None and window.show(img):
+                        stopped = True
                 bar.update(1)
+                if stopped:
+                    break
         if not rows:
             raise UsageError("the source has no frames")
         wanted = expected if max_frames is None or expected is None else min(expected, max_frames)
-        if wanted is not None and len(rows) < wanted and not allow_truncated:
+        if wanted is not None and len(rows) < wanted and not allow_truncated and not stopped:
             raise UsageError(f"{getattr(frames, 'path', 'the source')}: decoding stopped after {len(rows)} of the "
                              f"{wanted} frames it claims "
                              "(truncated or corrupt file); --allow-truncated keeps the frames tracked so far")
@@ -361,8 +447,12 @@ def run_multi_tracking(multi, frames, boxes, *, out_video: Path | None, out_boxe
             fh.close()
         if writer is not None:
             writer.close()
+        if window is not None:
+            window.close()
     for p in outputs:
         os.replace(_partial(p), p)
+    if stopped:
+        print(f"stopped by the user (q/Esc in the --show window) after {len(rows)} frame(s)", file=sys.stderr)
     return np.stack(rows, axis=1), np.asarray(times)
 
 
@@ -370,6 +460,10 @@ def cmd_track(args: argparse.Namespace) -> int:
     from .geometry import BoxError, parse_box, validate_box
 
     texts = [args.box] if isinstance(args.box, str) else list(args.box or [])
+    if getattr(args, "show", False):  # before anything is opened or created
+        why = _gui_unavailable("--show", "--no-video / --out (and the boxes file) still work without it: drop --show")
+        if why:
+            raise UsageError(why)
     if getattr(args, "select", False):
         if texts:
             raise UsageError("--select and --box are exclusive: pick the box with the mouse or give it")
@@ -396,18 +490,23 @@ def cmd_track(args: argparse.Namespace) -> int:
     w, h = frames.size
     validate_box(box, (w, h), name=f"--box {args.box!r}")
     live = None
-    if isinstance(source, int):  # a camera: keep up in real time, drop the frames the tracker has no time for
+    if _is_live(source):  # a camera or stream: keep up in real time, drop the frames the tracker has no time for
         live = frames = _frames_api().LatestFrames(frames)
     expected = getattr(frames, "expected_frames", None)
     fps_src = getattr(frames, "fps", None) or 25.0
     stem = out_boxes.stem
-    boxes, times = run_tracking(tracker, frames, box, out_video=out_video, out_boxes=out_boxes, fps_out=float(fps_src),
-                                max_frames=args.max_frames, show_fps=args.show_fps, progress=not args.quiet,
-                                desc=f"{args.tracker} {stem}", expected=expected, allow_truncated=args.allow_truncated)
-    print(f"tracked {len(boxes)} frames of {args.source} with {args.tracker}")
+    try:
+        boxes, times = run_tracking(tracker, frames, box, out_video=out_video, out_boxes=out_boxes,
+                                    fps_out=float(fps_src), max_frames=args.max_frames, show_fps=args.show_fps,
+                                    progress=not args.quiet, desc=f"{args.tracker} {stem}", expected=expected,
+                                    allow_truncated=args.allow_truncated, show=getattr(args, "show", False))
+    finally:
+        if live is not None:
+            live.close()
+    print(f"tracked {len(boxes)} frames of {_shown_source(args.source)} with {args.tracker}")
     if live is not None:
-        live.close()
-        print(f"real time: {live.dropped} frame(s) of the camera were dropped (the tracker was slower than the source)")
+        what = "camera" if isinstance(source, int) else "stream"
+        print(f"real time: {live.dropped} frame(s) of the {what} were dropped (the tracker was slower than the source)")
     wanted = expected if args.max_frames is None or expected is None else min(expected, args.max_frames)
     if wanted is not None and len(boxes) < wanted:
         print(f"gradtrack track: warning: the source claims {wanted} frames but decoding stopped after "
@@ -425,11 +524,16 @@ def cmd_track(args: argparse.Namespace) -> int:
 
 def _select_unavailable() -> str:
     """Why cv2.selectROI cannot run here (this command has no GUI path when it cannot)."""
+    return _gui_unavailable("--select", "give --box X,Y,W,H (read it off the first frame, e.g. in an image viewer)")
+
+
+def _gui_unavailable(option: str, instead: str) -> str:
+    """Why an OpenCV window (``option``: --select, --show) cannot open here, ending with ``instead`` (what
+    still works); ``""`` when a display and a GUI-enabled OpenCV are present."""
     import cv2
 
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        return ("--select needs a display (neither DISPLAY nor WAYLAND_DISPLAY is set); give the target with "
-                "--box X,Y,W,H (read it off the first frame, e.g. in an image viewer)")
+        return f"{option} needs a display (neither DISPLAY nor WAYLAND_DISPLAY is set); {instead}"
     gui = ""
     try:
         info = cv2.getBuildInformation()
@@ -437,8 +541,8 @@ def _select_unavailable() -> str:
     except Exception:  # noqa: BLE001
         pass
     if not gui or gui.upper() == "NONE":
-        return ("--select needs OpenCV with a GUI (highgui), but this OpenCV build has none "
-                "(opencv-contrib-python-headless); install opencv-contrib-python instead, or give --box X,Y,W,H")
+        return (f"{option} needs OpenCV with a GUI (highgui), but this OpenCV build has none "
+                f"(opencv-contrib-python-headless; opencv-contrib-python has one); {instead}")
     return ""
 
 
@@ -476,14 +580,24 @@ def _cmd_track_multi(args: argparse.Namespace, texts: list[str], all_boxes: list
     from .trackers.multi import MultiTracker
 
     multi = MultiTracker(tracker=tracker)
+    live = None
+    if _is_live(source):  # a camera or stream: keep up in real time (as for one target)
+        live = frames = _frames_api().LatestFrames(frames)
     expected = getattr(frames, "expected_frames", None)
-    rows, times = run_multi_tracking(multi, frames, boxes, out_video=out_video, out_boxes=per_target,
-                                     fps_out=float(getattr(frames, "fps", None) or 25.0), max_frames=args.max_frames,
-                                     show_fps=args.show_fps, progress=not args.quiet,
-                                     desc=f"{args.tracker} {out_boxes.stem} x{len(boxes)}", expected=expected,
-                                     allow_truncated=args.allow_truncated)
-    print(f"tracked {len(boxes)} targets over {rows.shape[1]} frames of {args.source} with {args.tracker}"
-          + ("" if multi.batched else f" (one by one: {multi.fallback_reason})"))
+    try:
+        rows, times = run_multi_tracking(multi, frames, boxes, out_video=out_video, out_boxes=per_target,
+                                         fps_out=float(getattr(frames, "fps", None) or 25.0),
+                                         max_frames=args.max_frames, show_fps=args.show_fps, progress=not args.quiet,
+                                         desc=f"{args.tracker} {out_boxes.stem} x{len(boxes)}", expected=expected,
+                                         allow_truncated=args.allow_truncated, show=getattr(args, "show", False))
+    finally:
+        if live is not None:
+            live.close()
+    print(f"tracked {len(boxes)} targets over {rows.shape[1]} frames of {_shown_source(args.source)} with "
+          f"{args.tracker}" + ("" if multi.batched else f" (one by one: {multi.fallback_reason})"))
+    if live is not None:
+        what = "camera" if isinstance(source, int) else "stream"
+        print(f"real time: {live.dropped} frame(s) of the {what} were dropped (the tracker was slower than the source)")
     if out_video is not None:
         print(f"video: {out_video}")
     for k, path in enumerate(per_target):
@@ -676,7 +790,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Track the object in --box from the first frame of SOURCE; write an annotated "
                                    "video and a boxes file (one 0-based 'x,y,w,h' line per frame, no header; "
                                    "line 1 is the given box).")
-    p.add_argument("source", metavar="SOURCE", help="video file, folder of images, or camera index (0, 1, ...)")
+    p.add_argument("source", metavar="SOURCE",
+                   help="video file, folder of images, camera index (0, 1, ...) or stream URL (rtsp://, http(s)://, "
+                        "udp://, ...); cameras and streams are tracked in real time (frames the tracker has no time "
+                        "for are dropped and counted)")
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--box", action="append", default=None, metavar="X,Y,W,H",
                    help="target in the first frame, 0-based pixels; repeat for several targets (one pass, "
@@ -699,6 +816,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-video", action="store_true", help="do not write the annotated video")
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
     p.add_argument("--show-fps", action="store_true", help="draw the running tracking speed on the video")
+    p.add_argument("--show", action="store_true",
+                   help="display the annotated frames live (needs a display and an OpenCV with GUI); q or Esc in "
+                        "the window stops tracking and keeps the outputs")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_track)
 

@@ -435,6 +435,25 @@ class ImageFolderFrames(_RandomAccess):
 # cameras and live streams
 
 
+_SECRET_QUERY = re.compile(r"((?:^|[?&;])(?:password|passwd|pass|pwd|token|key|secret|auth)=)[^&;#]*", re.I)
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (``user:PASSWORD@host``) and password-like query values replaced by ``***``,
+    for messages and file names; anything that is not a URL is returned as it is."""
+    text = str(url)
+    if "://" not in text:
+        return text
+    scheme, rest = text.split("://", 1)
+    netloc, sep, tail = rest.partition("/")
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        if ":" in userinfo:
+            userinfo = userinfo.split(":", 1)[0] + ":***"
+        netloc = f"{userinfo}@{host}"
+    return f"{scheme}://{netloc}{sep}{_SECRET_QUERY.sub(lambda m: m.group(1) + '***', tail)}"
+
+
 class CameraFrames:
     """A live camera (``int`` device index) or stream (``str`` URL such as ``rtsp://...``): iteration only.
 
@@ -452,7 +471,7 @@ class CameraFrames:
             raise FrameError(f"camera index must be >= 0, got {index}")
         if max_frames is not None and max_frames < 1:
             raise ValueError(f"max_frames must be >= 1 or None, got {max_frames}")
-        what = f"camera {index}" if isinstance(index, int) else f"stream {index}"
+        what = f"camera {index}" if isinstance(index, int) else f"stream {mask_url(index)}"
         self.index = index
         self.max_frames = max_frames
         self._cap: cv2.VideoCapture | None = _open_capture(
@@ -716,6 +735,7 @@ __all__ = [
     "ImageFolderFrames",
     "VideoFrames",
     "VideoWriter",
+    "mask_url",
     "natural_key",
     "open_frames",
     "read_image",
@@ -773,7 +793,13 @@ class LatestFrames:
             yield frame
 
     def close(self) -> None:
+        """Stop the reader thread (it checks between frames: waited for up to 2 s, so that the capture is
+        not released under a ``read()`` in progress), then close the source."""
         self._stop.set()
+        import threading
+
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
         close = getattr(self.source, "close", None)
         if close is not None:
             try:
