@@ -140,6 +140,16 @@ def _check_device(device: str) -> None:
         raise UsageError(f"--device {device} requested but CUDA is not available on this machine (use --device cpu)")
 
 
+def _check_complete(frames, tracked: int, expected, max_frames, allow_truncated: bool, stopped: bool) -> None:
+    """A source that decoded fewer frames than it claims is an error unless ``--allow-truncated`` (or the
+    user stopped the run)."""
+    wanted = expected if max_frames is None or expected is None else min(expected, max_frames)
+    if wanted is not None and tracked < wanted and not allow_truncated and not stopped:
+        raise UsageError(f"{getattr(frames, 'path', 'the source')}: decoding stopped after {tracked} of the "
+                         f"{wanted} frames it claims "
+                         "(truncated or corrupt file); --allow-truncated keeps the frames tracked so far")
+
+
 def _writer_for(path: Path, fps: float, size: tuple[int, int]):
     """A video writer from :mod:`gradtrack.io.frames` with ``write(rgb_frame)`` and ``close()``."""
     frames = _frames_api()
@@ -245,11 +255,7 @@ def run_tracking(tracker, frames, box, *, out_video: Path | None, out_boxes: Pat
                     break
         if not boxes:
             raise UsageError("the source has no frames")
-        wanted = expected if max_frames is None or expected is None else min(expected, max_frames)
-        if wanted is not None and len(boxes) < wanted and not allow_truncated and not stopped:
-            raise UsageError(f"{getattr(frames, 'path', 'the source')}: decoding stopped after {len(boxes)} of the "
-                             f"{wanted} frames it claims "
-                             "(truncated or corrupt file); --allow-truncated keeps the frames tracked so far")
+        _check_complete(frames, len(boxes), expected, max_frames, allow_truncated, stopped)
     except BaseException as exc:
         left = [str(_partial(p)) for p in outputs if _partial(p).exists()]
         if not boxes:  # nothing tracked: nothing worth keeping
@@ -422,11 +428,7 @@ def run_multi_tracking(multi, frames, boxes, *, out_video: Path | None, out_boxe
                     break
         if not rows:
             raise UsageError("the source has no frames")
-        wanted = expected if max_frames is None or expected is None else min(expected, max_frames)
-        if wanted is not None and len(rows) < wanted and not allow_truncated and not stopped:
-            raise UsageError(f"{getattr(frames, 'path', 'the source')}: decoding stopped after {len(rows)} of the "
-                             f"{wanted} frames it claims "
-                             "(truncated or corrupt file); --allow-truncated keeps the frames tracked so far")
+        _check_complete(frames, len(rows), expected, max_frames, allow_truncated, stopped)
     except BaseException as exc:
         left = [str(_partial(p)) for p in outputs if _partial(p).exists()]
         if not rows:
