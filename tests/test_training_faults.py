@@ -156,3 +156,50 @@ def test_run_folder_errors(tmp_path, capsys):
     line = _run(capsys, path, "--out", out, "--steps", 1, "--resume")
     assert "no intact checkpoint" in line and "step_0000040.pt" in line and "last.pt is missing" in line
     assert sorted(p.name for p in out.iterdir()) == ["step_0000040.pt"]
+
+
+def _two_group_optimizer(order):
+    import torch
+
+    a, b = torch.nn.Linear(3, 3), torch.nn.Linear(2, 1, bias=False)
+    groups = {"heads": {"params": list(a.parameters()), "lr": 0.1, "name": "heads"},
+              "backbone": {"params": list(b.parameters()), "lr": 0.01, "name": "backbone"}}
+    opt = torch.optim.SGD([groups[k] for k in order], lr=0.1, momentum=0.9)
+    loss = a(torch.ones(1, 3)).sum() + b(torch.ones(1, 2)).sum()
+    loss.backward()
+    opt.step()
+    return opt
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_resume_matches_optimizer_groups_saved_in_another_order(named):
+    """A checkpoint whose optimiser groups were saved in another order (an older version of a recipe) is
+    matched by name, or by size where unique; the momentum buffers land on the right parameters."""
+    import torch
+
+    from gradtrack.training.trainer import _reorder_groups
+
+    saved_opt = _two_group_optimizer(["backbone", "heads"])
+    saved = saved_opt.state_dict()
+    if not named:
+        for g in saved["param_groups"]:
+            g.pop("name")
+    now = _two_group_optimizer(["heads", "backbone"])
+    now.load_state_dict(_reorder_groups(saved, now.param_groups, "ckpt.pt"))
+    lrs = [g["lr"] for g in now.param_groups]
+    assert lrs == [0.1, 0.01]
+    buf_saved = [saved_opt.state[p]["momentum_buffer"] for p in saved_opt.param_groups[1]["params"]]
+    buf_now = [now.state[p]["momentum_buffer"] for p in now.param_groups[0]["params"]]
+    assert all(torch.equal(x, y) for x, y in zip(buf_saved, buf_now))
+
+
+def test_resume_with_other_trainable_parameters_is_a_clear_error():
+    import torch
+
+    from gradtrack.checkpoint import CheckpointError
+    from gradtrack.training.trainer import _reorder_groups
+
+    saved = _two_group_optimizer(["backbone", "heads"]).state_dict()
+    other = torch.optim.SGD([torch.nn.Linear(4, 4).weight], lr=0.1)
+    with pytest.raises(CheckpointError, match="parameter groups"):
+        _reorder_groups(saved, other.param_groups, "ckpt.pt")

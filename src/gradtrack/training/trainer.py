@@ -273,7 +273,7 @@ class Optimisation:
             if key in old and old[key] != new[key]:
                 log.warning("resuming with a different %s: %r -> %r", key, old[key], new[key])
         load_state(self.model, ckpt["state_dict"], source=str(last))
-        self.optimizer.load_state_dict(tr["optimizer"])
+        self.optimizer.load_state_dict(_reorder_groups(tr["optimizer"], self.optimizer.param_groups, last))
         self.scheduler.load_state_dict(tr["scheduler"])
         if self.scaler is not None and tr.get("scaler"):
             self.scaler.load_state_dict(tr["scaler"])
@@ -437,3 +437,40 @@ def train(cfg: TrainConfig, out: str | Path | None = None, *, resume: bool = Fal
     wall = time.time() - t0
     D.barrier(info)
     return TrainResult(step, model, out, last_loss, val_loss, time.time() - t_start, (step - sampler.start) / max(1e-9, wall))
+
+
+def _reorder_groups(saved: dict, groups: list[dict], source) -> dict:
+    """The saved optimiser state with its parameter groups in the order of ``groups`` (the optimiser now).
+
+    Groups are matched by their ``name`` where both sides have one, else by their number of parameters when
+    that pairing is unique (checkpoints written before the groups were named or reordered); anything else is
+    a :class:`CheckpointError` naming both layouts, never a silent mismatch."""
+    old = saved["param_groups"]
+    sizes_old, sizes_new = [len(g["params"]) for g in old], [len(g["params"]) for g in groups]
+    if sizes_old == sizes_new and all(o.get("name") == n.get("name") for o, n in zip(old, groups)
+                                      if "name" in o and "name" in n):
+        return saved
+    order = None
+    if len(old) == len(groups):
+        if all("name" in g for g in old) and all("name" in g for g in groups):
+            by_name = {g["name"]: i for i, g in enumerate(old)}
+            if set(by_name) == {g["name"] for g in groups}:
+                order = [by_name[g["name"]] for g in groups]
+        elif len(set(sizes_old)) == len(sizes_old) and sorted(sizes_old) == sorted(sizes_new):
+            order = [sizes_old.index(n) for n in sizes_new]
+    if order is None or [sizes_old[i] for i in order] != sizes_new:
+        raise CheckpointError(f"{source}: its optimiser state has parameter groups of {sizes_old} parameters "
+                              f"{[g.get('name') for g in old]}, the optimiser now {sizes_new} "
+                              f"{[g.get('name') for g in groups]}: the trainable parameters changed; start a new "
+                              "run (e.g. with siamfc.init_from / gradnet.init_from naming this checkpoint)")
+    log.warning("%s: optimiser parameter groups saved in another order; matched them %s", source,
+                "by name" if all("name" in g for g in old) else "by size")
+    ids = [g["params"] for g in old]
+    remap, new_groups, k = {}, [], 0
+    for i in order:
+        g = dict(old[i])
+        g["params"] = list(range(k, k + len(ids[i])))
+        remap.update({pid: k + j for j, pid in enumerate(ids[i])})
+        k += len(ids[i])
+        new_groups.append(g)
+    return {"state": {remap[pid]: v for pid, v in saved["state"].items()}, "param_groups": new_groups}
