@@ -462,7 +462,7 @@ def _reorder_groups(saved: dict, groups: list[dict], source) -> dict:
         raise CheckpointError(f"{source}: its optimiser state has parameter groups of {sizes_old} parameters "
                               f"{[g.get('name') for g in old]}, the optimiser now {sizes_new} "
                               f"{[g.get('name') for g in groups]}: the trainable parameters changed; start a new "
-                              "run (e.g. with siamfc.init_from / gradnet.init_from naming this checkpoint)")
+                              "run (e.g. with the recipe's init_from naming this checkpoint)")
     log.warning("%s: optimiser parameter groups saved in another order; matched them %s", source,
                 "by name" if all("name" in g for g in old) else "by size")
     ids = [g["params"] for g in old]
