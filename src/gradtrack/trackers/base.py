@@ -88,6 +88,12 @@ class Tracker(abc.ABC):
         self._initialized = True
 
     def update(self, image) -> TrackResult:
+        img = self._checked_frame(image)
+        return self._confidence(self._checked(self._update(img), self._image_size))
+
+    def _checked_frame(self, image) -> np.ndarray:
+        """``image`` as the RGB uint8 frame ``_update`` gets, after the checks of ``update`` (initialised, the
+        init frame's size); also used by :class:`gradtrack.trackers.batched.BatchedTracker` for each slot."""
         if not self._initialized:
             raise RuntimeError(f"{type(self).__name__}.update() called before init() (or after an init() that failed)")
         img = as_rgb_uint8(image, name="frame")
@@ -96,7 +102,7 @@ class Tracker(abc.ABC):
             raise ImageError(f"frame is {size[0]}x{size[1]} but the sequence was initialised on a "
                              f"{self._image_size[0]}x{self._image_size[1]} frame; every frame of a sequence must "
                              "have the init frame's size (resize the frames, or init() again)")
-        return self._confidence(self._checked(self._update(img), size))
+        return img
 
     # -- confidence (see the module docstring) ------------------------------------------------------
     _calibrator_loaded = False

@@ -30,7 +30,7 @@ import copy
 import numpy as np
 import torch
 
-from ..io import ImageError, as_rgb_uint8
+from ..io import ImageError
 from .base import Tracker, TrackResult
 from .common import stage
 
@@ -143,15 +143,9 @@ class BatchedTracker:
         try:
             if t is None or not t._initialized:
                 raise RuntimeError(f"slot {slot!r} was not initialised (call init(slot, image, box) first)")
-            img = as_rgb_uint8(image, name="frame")
-            size = (img.shape[1], img.shape[0])
-            if size != t._image_size:
-                raise ImageError(f"frame is {size[0]}x{size[1]} but the sequence was initialised on a "
-                                 f"{t._image_size[0]}x{t._image_size[1]} frame; every frame of a sequence must "
-                                 "have the init frame's size (resize the frames, or init() again)")
+            return t._checked_frame(image)  # the tracker's own checks (type, size of the init frame)
         except (ImageError, RuntimeError) as exc:
             raise SlotError(slot, exc) from exc
-        return img
 
     def update(self, images: dict) -> dict:
         """Advance every slot in ``images`` (``{slot: frame}``) by one frame; returns ``{slot: TrackResult}``.
