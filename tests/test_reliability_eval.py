@@ -244,6 +244,23 @@ def test_dead_worker_is_retried_and_a_persistent_crash_reported(tmp_path):
     assert len(threads) >= 3 and all(t == {"cv2": 1, "torch": 1} for t in threads)
 
 
+def in_flight_dataset(root, **kw):
+    # "slow" crashes its worker the first time it reaches frame 2, two seconds in; "bad" kills its worker
+    # at once, cutting "slow" off mid-sequence in the shared pool
+    return InMemoryDataset([seq("slow", crash=str(Path(root) / "slow.marker"), delay=1.0), seq("bad", crash="always")])
+
+
+def test_a_sequence_cut_off_by_another_workers_death_is_not_charged_for_it(tmp_path):
+    spec = TrackerSpec("still", factory=make_still)
+    with pytest.raises(BenchmarkError) as err:
+        run_benchmark(spec, DatasetSpec("inflight", str(tmp_path), factory=in_flight_dataset), tmp_path / "r",
+                      workers=2, retries=1, progress=False, log=lambda m: None)
+    # "slow" died once of its own (retried, then fine); "bad" twice on its own: given up
+    assert [n for n, _ in err.value.failures] == ["bad"]
+    assert "worker process died 2 times" in err.value.failures[0][1]
+    assert R.valid_box_file(R.ope_result_path(tmp_path / "r", "still", "slow"), 6)
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/status") as f:

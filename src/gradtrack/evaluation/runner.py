@@ -448,8 +448,9 @@ def run_benchmark(
     * **Failures** (a sequence that cannot be loaded or tracked, a worker that keeps dying) do not stop the
       others; at the end :class:`BenchmarkError` lists every failed sequence with its problem.
     * **Workers** (``workers > 1``) die with this process; a worker that dies (OOM, a signal) fails only its
-      pool: the unfinished sequences are run again in a fresh pool, and after a second break one pool per
-      sequence, so that a sequence is given up only after ``retries`` retries of its own.
+      pool: the unfinished sequences are run again, one fresh pool per sequence, so that every later death
+      is charged to the sequence that caused it (a broken shared pool charges nobody unless one sequence
+      was unfinished); a sequence is given up once its own worker has died ``retries + 1`` times.
     ``workers > 1`` needs a :class:`DatasetSpec` or a picklable dataset.
     * **Batch** (``batch > 1``, OPE only, one process): up to ``batch`` sequences run at once through
       :class:`gradtrack.trackers.batched.BatchedTracker` (one backbone forward per step for all of them);
@@ -562,7 +563,10 @@ def run_benchmark(
             broken = []
             for group in ([[n] for n in pending] if isolate else [pending]):
                 broken += _pool_round(group, workers, tracker, source, args, lambda n: bar.update(1), errors)
-            for n in broken:
+            # a broken shared pool cannot say whose worker died (the others were cut off mid-sequence): its
+            # death is charged only when one sequence was unfinished; the rest run again one per pool,
+            # where every death is the sequence's own
+            for n in broken if (isolate or len(broken) == 1) else []:
                 tries[n] += 1
             gave_up = [n for n in broken if tries[n] > retries]
             errors += [(n, f"its worker process died {tries[n]} times (out of memory, or killed by a signal)")
