@@ -9,8 +9,9 @@ keys are errors); :func:`normalize_spec` gives the full plain spec that checkpoi
 Every config has ``stride``, ``out_channels`` and ``feature_size(input_side)``.  Single-map backbones
 (``alexnet``, ``efficientnet_lite*``: SiamFC, GradNet) have ``f2_channels`` and the split ``stem`` /
 ``head`` (``forward == head(stem(x))``; GradNet's shallow template feature is ``stem(z)``); pyramid
-backbones (``resnet34``: SiamMLG) return ``[conv1, layer1, layer2, layer3]`` and have ``stem`` (the first
-three) and ``layer3``.  ``init`` is applied by :func:`init_backbone` (training
+backbones (``resnet34``, ``efficientnet_lite*``: SiamMLG) have ``shallow(x)`` (the stride-2, -4 and -8
+levels, the last one SiamMLG's ``f2``), ``deep(f2)`` (the stride-8 top feature) and ``channels`` (the four
+widths); ``resnet34``'s ``forward`` returns all four levels.  ``init`` is applied by :func:`init_backbone` (training
 calls it for a fresh model; rebuilding a trained checkpoint never reads it):
 
 * ``""``: keep the random initialisation;
@@ -44,7 +45,8 @@ class BackboneEntry:
     build: Callable[..., nn.Module]
     convert: Callable[[dict, nn.Module], dict] | None = None  # ImageNet state dict -> ours
     packaged: Callable[[Any], str] | None = None  # config -> path of packaged ImageNet weights
-    pyramid: bool = False  # forward returns a list of levels (SiamMLG's ResNet) instead of one map
+    pyramid: bool = False  # offers shallow(x) -> [stride 2, 4, 8 levels], deep(f2) and a 4-tuple channels (SiamMLG)
+    single_map: bool = True  # forward returns one feature map, with stem/head split (SiamFC, GradNet)
 
 
 BACKBONES: Registry = Registry("backbone")
@@ -59,11 +61,12 @@ def _own_keys(sd: dict, model: nn.Module) -> dict:
 
 
 register_backbone("alexnet", BackboneEntry(AlexNetConfig, AlexNet, _own_keys))
-register_backbone("resnet34", BackboneEntry(ResNetConfig, ResNetAtrous, convert_imagenet_resnet34, pyramid=True))
+register_backbone("resnet34", BackboneEntry(ResNetConfig, ResNetAtrous, convert_imagenet_resnet34,
+                                                pyramid=True, single_map=False))
 for _v in ("lite0", "lite1", "lite2"):
     register_backbone(f"efficientnet_{_v}", BackboneEntry(
         EfficientNetLiteConfig, EfficientNetLite, convert_efficientnet_lite,
-        lambda cfg: packaged_weights_path(cfg.variant)))
+        lambda cfg: packaged_weights_path(cfg.variant), pyramid=True))
 
 
 def _name_of(cfg: Any) -> str:

@@ -16,7 +16,8 @@ Lite1/Lite2 ``(1, 3, 3, 4, 4, 5, 1)``; Lite2 is wider (``24 48 88 120 208 352``)
 For tracking the network ends at ``last_block`` (default: the last block of stage 5) and stages beyond
 ``output_stride`` run at stride 1 with dilation (2 for stride-16 stages, 4 for stride-32 ones), as
 pysot's MobileNetV2 does.  ``stem`` (up to ``split_block``) and ``head`` split it for GradNet's shallow
-template feature.  Padding: ``"same"`` reproduces TensorFlow's SAME padding of the original weights
+template feature; ``shallow`` returns the stem's last feature at each stride (SiamMLG's pyramid for
+SiamMask's Refine: stride 2, 4, 8 = 16, 24, 40 channels for Lite0) and ``deep`` is ``head``.  Padding: ``"same"`` reproduces TensorFlow's SAME padding of the original weights
 (asymmetric for stride-2 convs); ``"symmetric"`` pads ``dilation * (k - 1) / 2`` on every side, so
 feature cell ``j`` sits exactly on input pixel ``output_stride * j`` (what the score-map geometry of a
 Siamese tracker assumes).  Inputs are float RGB in [0, 255], normalised inside as ``(x - 127) / 128``
@@ -199,6 +200,9 @@ class EfficientNetLite(nn.Module):
         self.stem = nn.Sequential(*stem)
         self.head = nn.Sequential(*head)
         self.split_index = split  # blocks 0..split are stem[1..split+1]
+        # pyramid levels (SiamMLG): the last stem module at each stride, i.e. before every stride-2 block
+        strides = [getattr(m.depthwise, "stride", 1) if isinstance(m, MBConv) else 1 for m in stem]
+        self._levels = [i - 1 for i, st in enumerate(strides) if st == 2 and i > 2] + [len(stem) - 1]
         if cfg.classifier:
             self.head_conv = ConvBNAct(block_table(cfg.variant)[-1][4], HEAD_WIDTH, 1, 1, 1, 1, True, cfg)
             self.fc = nn.Linear(HEAD_WIDTH, 1000)
@@ -231,6 +235,25 @@ class EfficientNetLite(nn.Module):
                 if isinstance(m, nn.BatchNorm2d):
                     m.eval()
         return self
+
+    @property
+    def channels(self) -> tuple[int, ...]:
+        """Widths of the :meth:`shallow` levels and of the top feature (Lite0 default: 16, 24, 40, 112)."""
+        widths = [STEM_WIDTH if i == 1 else self.stem[i].project.conv.out_channels for i in self._levels]
+        return (*widths, self.out_channels)
+
+    def shallow(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The stem's output at each stride (2, 4, 8 for the default split; the last one is ``stem(x)``)."""
+        out = []
+        for i, m in enumerate(self.stem):
+            x = m(x)
+            if i in self._levels:
+                out.append(x)
+        return out
+
+    def deep(self, f2: torch.Tensor) -> torch.Tensor:
+        """The rest of the network from the stem's output (``head``)."""
+        return self.head(f2)
 
     def blocks(self) -> list[MBConv]:
         return [m for m in (*self.stem, *self.head) if isinstance(m, MBConv)]

@@ -10,7 +10,7 @@ Layout (``BasicBlock``, blocks ``(3, 4, 6)``; layer4 of ResNet-34 is not built b
 * ``layer3``: stride 1, dilation 2 (the first block uses dilation 1, its downsample is a 3x3 conv
   with padding 1)                                                        15,         31
 
-``forward`` returns ``[conv1, layer1, layer2, layer3]``; the first three feed SiamMask's Refine and
+``forward`` returns ``[conv1, layer1, layer2, layer3]`` (``shallow`` the first three, ``deep`` the last); the first three feed SiamMask's Refine and
 ``layer2`` is SiamMLG's shallow template feature ``f2``.  Widths are ``channels = (stem, layer1, layer2,
 layer3)``, default ``(64, 64, 128, 256)`` (real ResNet-34); tests use slim widths and fewer blocks.
 
@@ -135,16 +135,20 @@ class ResNetAtrous(nn.Module):
                                      first if i == 0 else dilation, downsample if i == 0 else None, norm, sk))
         return nn.Sequential(*blocks)
 
-    def stem(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def shallow(self, x: torch.Tensor) -> list[torch.Tensor]:
         """``[conv1, layer1, layer2]``: the shallow part (its last entry is SiamMLG's ``f2``)."""
         p0 = self.relu(self.bn1(self.conv1(x)))
         p1 = self.layer1(self.maxpool(p0))
         p2 = self.layer2(p1)
         return [p0, p1, p2]
 
+    def deep(self, f2: torch.Tensor) -> torch.Tensor:
+        """``layer3`` of the shallow feature (the rest of the network)."""
+        return self.layer3(f2)
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = self.stem(x)
-        feats.append(self.layer3(feats[-1]))
+        feats = self.shallow(x)
+        feats.append(self.deep(feats[-1]))
         return feats
 
 

@@ -36,7 +36,7 @@ class SiamFCConfig:
 
     def validate(self) -> None:
         name, bcfg = backbone_config(self.backbone)
-        if BACKBONES.get(name).pyramid:
+        if not BACKBONES.get(name).single_map:
             raise ValueError(f"backbone {name} returns a feature pyramid (SiamMLG); SiamFC needs a single-map backbone")
         if self.total_stride and self.total_stride != bcfg.stride:
             raise ValueError(f"total_stride {self.total_stride} differs from the backbone's stride {bcfg.stride}")

@@ -35,7 +35,7 @@ from .gradnet import GradientUpdate
 from .heads import BoxHead, DepthwiseXCorr, Refine, decode_ltrb, mask_at
 from .labels import balanced_logistic_loss, centered_label
 from .backbones import BACKBONES, backbone_config, build_backbone, normalize_spec
-from .resnet import ResNetConfig
+from .efficientnet_lite import block_table
 from .sknet import SKConv, SKUnit
 
 _IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
@@ -74,28 +74,65 @@ class SiamMLGConfig:
     def __post_init__(self) -> None:
         self.backbone = normalize_spec(self.backbone, "resnet34", "backbone")
 
-    def backbone_config(self) -> ResNetConfig:
+    def backbone_config(self) -> Any:
         name, cfg = backbone_config(self.backbone, "resnet34")
         if not BACKBONES.get(name).pyramid:
-            raise ValueError(f"SiamMLG needs a feature-pyramid backbone (resnet34), got {name}")
+            raise ValueError(f"SiamMLG needs a feature-pyramid backbone ({', '.join(pyramid_backbones())}), got {name}")
         return cfg
+
+    @property
+    def backbone_name(self) -> str:
+        return self.backbone["name"]
 
     def validate(self) -> None:
         bcfg = self.backbone_config()
         if self.template_crop <= 2:
             raise ValueError(f"template_crop must be > 2 (the heads' 3x3 conv), got {self.template_crop}")
-        sk_channels = {"neck": self.neck_channels, "layer3": bcfg.channels[3]}.get(self.sk)
+        if bcfg.stride != self.total_stride:
+            raise ValueError(f"the backbone's stride is {bcfg.stride}, total_stride says {self.total_stride}")
+        if self.backbone_name.startswith("efficientnet_"):
+            if self.input_norm != "none":
+                raise ValueError("EfficientNet-Lite normalises its input itself ((x - 127) / 128): set "
+                                 "input_norm: none (imagenet would normalise twice)")
+            if _stem_stride(bcfg) != self.total_stride:
+                raise ValueError(f"SiamMLG's f2 (the stem's output) must be at the stride of the top feature "
+                                 f"({self.total_stride}): split_block {bcfg.resolved()[0]} ends at stride {_stem_stride(bcfg)}")
+        fz = bcfg.feature_size(self.exemplar_size)
+        if self.template_crop > fz or (fz - self.template_crop) % 2:
+            raise ValueError(f"template_crop {self.template_crop} must be <= the template feature side {fz} and "
+                             "centred (same parity)")
+        sk_channels = {"neck": self.neck_channels, "layer3": bcfg.out_channels}.get(self.sk)
+        if self.sk == "layer3" and self.backbone_name != "resnet34":
+            raise ValueError("sk: layer3 (SK inside the ResNet's layer3 blocks) needs the resnet34 backbone; use sk: neck")
         if sk_channels is not None and sk_channels % min(self.sk_cfg.groups, sk_channels):
             raise ValueError(f"the SK channels ({sk_channels}) must be divisible by sk_cfg.groups ({self.sk_cfg.groups})")
+        self.geometry()
 
     def geometry(self) -> ScoreMapGeometry:
-        # the padded stride-8 ResNet keeps 8 more cells than a VALID correlation (search 31, template 7 -> 25)
+        # the heads' 3x3 convs shrink both sides by 2, so the map has (search side - template crop + 1) cells;
+        # a padded backbone keeps more cells than a VALID correlation of the crops would (ResNet: search 31,
+        # template 7 -> 25 = 17 + 8; EfficientNet-Lite: 32, 8 -> 25)
+        bcfg = self.backbone_config()
+        n = bcfg.feature_size(self.instance_size) - self.template_crop + 1
+        extra = n - ((self.instance_size - self.exemplar_size) // self.total_stride + 1)
         return ScoreMapGeometry.valid_correlation(self.exemplar_size, self.instance_size, self.total_stride,
-                                                  self.label_radius, extra_cells=8)
+                                                  self.label_radius, extra_cells=extra)
 
     @property
     def score_size(self) -> int:
         return self.geometry().score_size
+
+
+def pyramid_backbones() -> list[str]:
+    return [n for n in BACKBONES.names() if BACKBONES.get(n).pyramid]
+
+
+def _stem_stride(bcfg: Any) -> int:
+    """Stride of an EfficientNet-Lite's stem output (blocks ``0 .. split_block``)."""
+    stride = 2
+    for _, st, _, _, _ in block_table(bcfg.variant)[: bcfg.resolved()[0] + 1]:
+        stride *= st
+    return min(stride, bcfg.output_stride)
 
 
 def ablation_config(variant: Literal["resnet34", "gradient", "sk", "full"],
@@ -118,7 +155,7 @@ class SiamMLG(nn.Module):
         if cfg.sk == "layer3":
             def sk_factory(c: int, d: int) -> nn.Module:
                 return SKConv(c, 2, sc.groups, sc.reduction, sc.min_dim, dilation=d)
-        self.backbone = build_backbone(cfg.backbone, "resnet34", sk_factory=sk_factory)
+        self.backbone = build_backbone(cfg.backbone, "resnet34", **({"sk_factory": sk_factory} if sk_factory else {}))
         c0, c1, c2, c3 = self.backbone.channels
         self.neck = nn.Sequential(nn.Conv2d(c3, cfg.neck_channels, 1, bias=False), nn.BatchNorm2d(cfg.neck_channels))
         self.sk = SKUnit(cfg.neck_channels, sc.groups, sc.reduction, sc.min_dim) if cfg.sk == "neck" else nn.Identity()
@@ -141,11 +178,11 @@ class SiamMLG(nn.Module):
 
     def f2(self, z: torch.Tensor) -> torch.Tensor:
         """Shallow template feature: layer2 output (``B x 128 x 15 x 15`` for a 127 crop)."""
-        return self.backbone.stem(self.normalize(z))[-1]
+        return self.backbone.shallow(self.normalize(z))[-1]
 
     def u1(self, f2: torch.Tensor) -> torch.Tensor:
         """The rest of the template path: layer3 -> adjust -> SK -> centre crop (``B x 256 x 7 x 7``)."""
-        t = self._neck(self.backbone.layer3(f2))
+        t = self._neck(self.backbone.deep(f2))
         k = self.cfg.template_crop
         h, w = t.shape[2:]
         if h > k and w > k:
@@ -159,8 +196,8 @@ class SiamMLG(nn.Module):
 
     def search(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """``(xf, low)``: the neck feature (``B x 256 x 31 x 31``) and ``[conv1, layer1, layer2]`` for Refine."""
-        feats = self.backbone(self.normalize(x))
-        return self._neck(feats[-1]), feats[:-1]
+        low = self.backbone.shallow(self.normalize(x))
+        return self._neck(self.backbone.deep(low[-1])), low
 
     # -- heads -------------------------------------------------------------------------------------
     def kernels(self, zf: torch.Tensor) -> dict[str, torch.Tensor]:
