@@ -132,14 +132,16 @@ def test_resolve_precision():
         common.resolve_precision("int8", False, cpu)
 
 
-@pytest.mark.parametrize("name", ["siamfc", "gradnet"])
+@pytest.mark.parametrize("name", ["siamfc", "gradnet", "siamfc_effnet"])
 def test_tracker_reports_precision_and_folded_net_matches(name):
+    # siamfc_effnet: the folded copy must keep EfficientNet-Lite's own conv forward (phase-grid dilated
+    # depthwise convs, padding); an earlier fold rebuilt those blocks as plain undilated convs
     frames, box, _ = core.load_source("demo", 3)
     fp32 = build_tracker(name, weights="random", device="cpu")
     import cv2
 
     x = common.search_input(np.stack([cv2.resize(f, (255, 255)) for f in frames]), torch.device("cpu"))
-    embed = fp32.model.embed if name == "siamfc" else fp32.model.search_features
+    embed = fp32.model.embed if name.startswith("siamfc") else fp32.model.search_features
     with torch.no_grad():
         ref, got = embed(x.contiguous()), fp32._search_net(x)
     assert torch.allclose(got, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))

@@ -138,6 +138,14 @@ class ConvBNAct(nn.Sequential):
         self.bn = nn.BatchNorm2d(cout, eps=cfg.bn_eps, momentum=cfg.bn_momentum)
         self.act = nn.ReLU6(inplace=True) if act else nn.Identity()
 
+    def fold_bn(self) -> None:
+        """Fold the (eval) BatchNorm into the convolution, in place (inference copies only)."""
+        if isinstance(self.bn, nn.BatchNorm2d):
+            from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+            self.conv = fuse_conv_bn_eval(self.conv.eval(), self.bn.eval())
+            self.bn = nn.Identity()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.same:  # TensorFlow SAME: the extra pixel of an even total goes to the bottom/right
             pads = []

@@ -176,6 +176,7 @@ def precision_dtype(precision: str) -> torch.dtype:
 
 
 def _fuse_sequential(seq: torch.nn.Sequential) -> torch.nn.Sequential:
+    """A plain ``nn.Sequential`` with every ``Conv2d`` + eval ``BatchNorm2d`` pair folded into one conv."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     layers, out, i = list(seq), [], 0
@@ -186,22 +187,29 @@ def _fuse_sequential(seq: torch.nn.Sequential) -> torch.nn.Sequential:
                 and b.running_mean is not None):
             out.append(fuse_conv_bn_eval(a, b))
             i += 2
-        elif isinstance(a, torch.nn.Sequential):
-            out.append(_fuse_sequential(a))
-            i += 1
         else:
-            _fuse_children(a)
-            out.append(a)
+            out.append(_fused(a))
             i += 1
     return torch.nn.Sequential(*out)
 
 
+def _fused(module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` with its BatchNorms folded: a plain ``nn.Sequential`` is rebuilt pairwise; a module with
+    its own ``forward`` keeps it (a subclass of ``nn.Sequential`` too, e.g. EfficientNet-Lite's padded /
+    phase-grid ``ConvBNAct``) and folds itself through its ``fold_bn()`` method if it has one, else its
+    children are fused."""
+    if type(module) is torch.nn.Sequential:
+        return _fuse_sequential(module)
+    if hasattr(module, "fold_bn"):
+        module.fold_bn()
+    else:
+        _fuse_children(module)
+    return module
+
+
 def _fuse_children(module: torch.nn.Module) -> None:
     for name, child in list(module.named_children()):
-        if isinstance(child, torch.nn.Sequential):
-            setattr(module, name, _fuse_sequential(child))
-        else:
-            _fuse_children(child)
+        setattr(module, name, _fused(child))
 
 
 def inference_net(module: torch.nn.Module, precision: str = "fp32", device=None) -> torch.nn.Module:
@@ -210,10 +218,7 @@ def inference_net(module: torch.nn.Module, precision: str = "fp32", device=None)
     stored channels-last and in the ``precision`` dtype.  The original module is untouched (training and
     the online gradient keep using it).  In fp32 the folded network agrees with the original to float
     rounding (~1e-6 relative)."""
-    net = copy.deepcopy(module).eval()
-    _fuse_children(net)
-    if isinstance(net, torch.nn.Sequential):
-        net = _fuse_sequential(net)
+    net = _fused(copy.deepcopy(module).eval())
     for prm in net.parameters():
         prm.requires_grad_(False)
     if device is not None:
