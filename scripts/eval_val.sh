@@ -12,6 +12,7 @@ ev() {  # ev LABEL WEIGHTS|- [--set K=V ...] ; tracker name from the label's fir
   local label=$1 weights=$2; shift 2
   local tracker=${label%%_*}
   [ "$tracker" = opencv ] && tracker=$label
+  case $label in siamfc_effnet*) tracker=siamfc_effnet ;; esac
   local w=()
   if [ "$weights" != - ]; then
     [ -f "$weights" ] || { echo "skip $label: no $weights"; return; }
@@ -21,24 +22,20 @@ ev() {  # ev LABEL WEIGHTS|- [--set K=V ...] ; tracker name from the label's fir
 }
 ev nanotrack -
 ev opencv_csrt -
-ev opencv_kcf -
 ev siamfc -
+ev siamfc_effnet -
 ev gradnet -
-ev gradnet_wo_u - --set online_update=false
-ev gradnet_paper - --set fusion=paper
-ev gradnet_wo_m runs/gradnet_ft_wo_m/final.pt
-ev gradnet_wo_mg runs/gradnet_ft_wo_mg/final.pt
-ev gradnet_w2u runs/gradnet_ft_w2u/final.pt
+ev gradnet_noupd - --set online_update=false
+ev gradnet_effnet runs/gradnet_effnet/final.pt
+# SiamMLG on EfficientNet-Lite0 (shipped) and its ablations (same recipe; paper Table 3 names)
 ev siammlg -
+ev siammlg_noupd - --set gradient_update=false
 ev siammlg_boxhead - --set box_source=boxhead
-ev siammlg_sk runs/siammlg_base_cpu/final.pt --set gradient_update=false
-ev siammlg_sk_boxhead runs/siammlg_base_cpu/final.pt --set gradient_update=false --set box_source=boxhead
-ev siammlg_gradient runs/siammlg_gradient_update_cpu/final.pt
-ev siammlg_gradient_boxhead runs/siammlg_gradient_update_cpu/final.pt --set box_source=boxhead
-ev siammlg_resnet34 runs/siammlg_gradient_base_cpu/final.pt --set gradient_update=false
-ev siammlg_resnet34_boxhead runs/siammlg_gradient_base_cpu/final.pt --set gradient_update=false --set box_source=boxhead
-# two reports: all trackers with the GradNet ablations, and the SiamMLG variants beside SiamFC/GradNet
+ev siammlg_sk runs/siammlg_effnet/final.pt --set gradient_update=false
+ev siammlg_backbone runs/siammlg_effnet_ablation_backbone/final.pt --set gradient_update=false
+# reduced precision (issue 11: bf16 within 0.01 AUC of fp32?)
+ev siamfc_bf16 - --set precision=bf16
+ev gradnet_bf16 - --set precision=bf16
+ev siamfc_effnet_bf16 - --set precision=bf16
 "$G" report "$R" --out "${REPORT:-docs/results}" \
-  --trackers nanotrack,opencv_csrt,opencv_kcf,siamfc,gradnet,gradnet_wo_u,gradnet_paper,gradnet_wo_m,gradnet_wo_mg,gradnet_w2u,siammlg,siammlg_boxhead
-"$G" report "$R" --out "${REPORT:-docs/results}/siammlg" \
-  --trackers siamfc,gradnet,siammlg,siammlg_boxhead,siammlg_sk,siammlg_sk_boxhead,siammlg_gradient,siammlg_gradient_boxhead,siammlg_resnet34,siammlg_resnet34_boxhead
+  --trackers nanotrack,opencv_csrt,siamfc,siamfc_effnet,gradnet,gradnet_noupd,siammlg,siammlg_noupd,siammlg_boxhead,siammlg_sk
