@@ -433,14 +433,16 @@ CONFIGS = sorted((REPO / "configs").glob("siammlg*.yaml"))
 
 
 def test_shipped_configs_load_strictly():
-    assert len(CONFIGS) == 12
+    assert len(CONFIGS) == 15
     seen = {}
     for path in CONFIGS:
         cfg = load_train_config(path)
         assert cfg.task == "siammlg" and cfg.data.crop.search_size == 255
         seen[path.stem] = cfg
         model = SiamMLGRecipe(cfg).build_model() if cfg.siammlg.stage == "base" else None
-        if model is not None and "cpu" not in path.stem:
+        if model is not None and "effnet" in path.stem:  # ImageNet EfficientNet-Lite0 pyramid
+            assert model.backbone.channels == (16, 24, 40, 112) and model.cfg.input_norm == "none"
+        elif model is not None and "cpu" not in path.stem:
             assert model.cfg.backbone_config().channels == (64, 64, 128, 256)
     for name in ("siammlg_base", "siammlg_update"):  # the paper's recipe
         c = seen[name]
@@ -464,7 +466,8 @@ def test_shipped_configs_load_strictly():
     variants = {n: c.siammlg.variant for n, c in seen.items() if "ablation" in n}
     assert variants == {"siammlg_ablation_full_base": "full", "siammlg_ablation_full_update": "full",
                         "siammlg_ablation_gradient_base": "gradient", "siammlg_ablation_gradient_update": "gradient",
-                        "siammlg_ablation_resnet34": "resnet34", "siammlg_ablation_sk": "sk"}
+                        "siammlg_ablation_resnet34": "resnet34", "siammlg_ablation_sk": "sk",
+                        "siammlg_effnet_ablation_backbone": "resnet34"}
     bad = load_yaml(REPO / "configs/siammlg_base_cpu.yaml")
     bad["siammlg"]["mask_wieght"] = 1.0
     with pytest.raises(ConfigError, match="mask_wieght"):

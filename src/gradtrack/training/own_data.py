@@ -148,7 +148,11 @@ def _start_sections(tracker: str, init: str) -> tuple[dict, Path | None]:
         model = dict(ckpt["config"])
         if tracker == "siammlg":  # the variant's switches are set by siammlg.variant
             variant = SIAMMLG_VARIANTS[(model.pop("sk", "neck"), bool(model.pop("gradient_update", True)))]
-            return {"model": model, "siammlg": {"init_from": str(path), "variant": variant}}, path
+            sm = {"init_from": str(path), "variant": variant}
+            if str(model.get("backbone", {}).get("name", "resnet34")).startswith("efficientnet_"):
+                # SiamMask's frozen early layers, named for EfficientNet-Lite (the stem: blocks 0-4)
+                sm.update(freeze=["backbone.stem"], unfreeze=[])
+            return {"model": model, "siammlg": sm}, path
         if tracker == "gradnet":
             variant = "full" if model.get("use_gradient", True) else "no_gradient"
             return {"model": model, "gradnet": {"init_from": str(path), "variant": variant}}, path
