@@ -150,6 +150,16 @@ def _check_complete(frames, tracked: int, expected, max_frames, allow_truncated:
                          "(truncated or corrupt file); --allow-truncated keeps the frames tracked so far")
 
 
+def _emit_frame(img, out_video, writer, fps_out, window):
+    """Write an annotated frame to the (lazily opened, ``.partial``) output video and show it in the window;
+    returns ``(writer, stopped)`` where ``stopped`` means the user closed the window."""
+    if out_video is not None:
+        if writer is None:
+            writer = _writer_for(_partial(out_video), fps_out, (img.shape[1], img.shape[0]))
+        writer.write(img)
+    return writer, bool(window is not None and window.show(img))
+
+
 def _writer_for(path: Path, fps: float, size: tuple[int, int]):
     """A video writer from :mod:`gradtrack.io.frames` with ``write(rgb_frame)`` and ``close()``."""
     frames = _frames_api()
@@ -244,12 +254,7 @@ def run_tracking(tracker, frames, box, *, out_video: Path | None, out_boxes: Pat
                     i = step.index
                     img = draw_result(step.frame, b if step.result is None else step.result, index=i, fps=live_fps,
                                       gt=None if gt is None or i >= len(gt) else gt[i])
-                    if out_video is not None:
-                        if writer is None:
-                            writer = _writer_for(_partial(out_video), fps_out, (img.shape[1], img.shape[0]))
-                        writer.write(img)
-                    if window is not None and window.show(img):
-                        stopped = True
+                    writer, stopped = _emit_frame(img, out_video, writer, fps_out, window)
                 bar.update(1)
                 if stopped:
                     break
@@ -417,12 +422,7 @@ def run_multi_tracking(multi, frames, boxes, *, out_video: Path | None, out_boxe
                         img = draw_result(img, r, index=i if k == 0 else None, fps=live_fps if k == 0 else None,
                                           label=None if len(results) == 1 else f"#{k}" if k else "target 0",
                                           color=_TARGET_COLORS[k % len(_TARGET_COLORS)])
-                    if out_video is not None:
-                        if writer is None:
-                            writer = _writer_for(_partial(out_video), fps_out, (img.shape[1], img.shape[0]))
-                        writer.write(img)
-                    if window is not None and window.show(img):
-                        stopped = True
+                    writer, stopped = _emit_frame(img, out_video, writer, fps_out, window)
                 bar.update(1)
                 if stopped:
                     break
