@@ -95,12 +95,21 @@ class EfficientNetLiteConfig:
         if self.classifier and self.output_stride != 32:
             raise ValueError("classifier: true needs output_stride 32 (the ImageNet network)")
 
-    @property
-    def stride(self) -> int:
+    def stride_at(self, block: int) -> int:
+        """Output stride after blocks ``0 .. block`` (strides beyond ``output_stride`` become dilation)."""
         s = 2
-        for _, st, _, _, _ in block_table(self.variant)[: self.resolved()[1] + 1]:
+        for _, st, _, _, _ in block_table(self.variant)[: block + 1]:
             s *= st
         return min(s, self.output_stride)
+
+    @property
+    def stride(self) -> int:
+        return self.stride_at(self.resolved()[1])
+
+    @property
+    def stem_stride(self) -> int:
+        """Output stride of ``stem`` (blocks ``0 .. split_block``)."""
+        return self.stride_at(self.resolved()[0])
 
     @property
     def out_channels(self) -> int:

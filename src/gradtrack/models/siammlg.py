@@ -35,7 +35,6 @@ from .gradnet import GradientUpdate
 from .heads import BoxHead, DepthwiseXCorr, Refine, decode_ltrb, mask_at
 from .labels import balanced_logistic_loss, centered_label
 from .backbones import BACKBONES, backbone_config, build_backbone, normalize_spec
-from .efficientnet_lite import block_table
 from .sknet import SKConv, SKUnit
 
 _IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
@@ -94,9 +93,9 @@ class SiamMLGConfig:
             if self.input_norm != "none":
                 raise ValueError("EfficientNet-Lite normalises its input itself ((x - 127) / 128): set "
                                  "input_norm: none (imagenet would normalise twice)")
-            if _stem_stride(bcfg) != self.total_stride:
+            if bcfg.stem_stride != self.total_stride:
                 raise ValueError(f"SiamMLG's f2 (the stem's output) must be at the stride of the top feature "
-                                 f"({self.total_stride}): split_block {bcfg.resolved()[0]} ends at stride {_stem_stride(bcfg)}")
+                                 f"({self.total_stride}): split_block {bcfg.resolved()[0]} ends at stride {bcfg.stem_stride}")
         fz = bcfg.feature_size(self.exemplar_size)
         if self.template_crop > fz or (fz - self.template_crop) % 2:
             raise ValueError(f"template_crop {self.template_crop} must be <= the template feature side {fz} and "
@@ -125,14 +124,6 @@ class SiamMLGConfig:
 
 def pyramid_backbones() -> list[str]:
     return [n for n in BACKBONES.names() if BACKBONES.get(n).pyramid]
-
-
-def _stem_stride(bcfg: Any) -> int:
-    """Stride of an EfficientNet-Lite's stem output (blocks ``0 .. split_block``)."""
-    stride = 2
-    for _, st, _, _, _ in block_table(bcfg.variant)[: bcfg.resolved()[0] + 1]:
-        stride *= st
-    return min(stride, bcfg.output_stride)
 
 
 def ablation_config(variant: Literal["resnet34", "gradient", "sk", "full"],
