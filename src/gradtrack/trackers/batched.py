@@ -80,7 +80,7 @@ class BatchedTracker:
 
     @classmethod
     def build(cls, name: str, weights=None, device=None, **overrides) -> "BatchedTracker":
-        from . import build_tracker
+        from .registry import build_tracker
 
         return cls(build_tracker(name, weights=weights, device=device, **overrides))
 

@@ -54,7 +54,7 @@ import torch
 
 from ..config import from_dict
 from ..models.labels import centered_label
-from . import TRACKERS, model_backend
+from .registry import TRACKERS, model_backend
 from .base import Tracker, TrackResult
 from .common import (PRECISIONS, SiameseSearch, TargetState, check_common, check_scale_params, crops_to_tensor,
                      load_tracker_model, normalize_response, resolve_device, sigmoid, stage, tracker_geometry,

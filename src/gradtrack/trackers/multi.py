@@ -30,7 +30,7 @@ class MultiTracker:
         if tracker is None:
             if name is None:
                 raise TypeError("MultiTracker needs a tracker name (or tracker=a built tracker)")
-            from . import build_tracker
+            from .registry import build_tracker
 
             tracker = build_tracker(name, weights=weights, device=device, **overrides)
         elif name is not None or overrides or weights is not None:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..geometry import BoxError
-from . import TRACKERS
+from .registry import TRACKERS
 from .base import Tracker, TrackResult
 
 __all__ = ["OpenCVTracker", "nanotrack_dir", "OPENCV_TRACKERS"]

@@ -40,7 +40,7 @@ from ..config import from_dict
 from ..geometry import crop_affine, crop_and_resize, mean_color, xywh_to_polygon
 from ..models.heads import decode_ltrb
 from ..models.siammlg import SiamMLG
-from . import TRACKERS
+from .registry import TRACKERS
 from .base import Tracker, TrackResult
 from .common import autocast, crops_to_tensor, hann_window, load_tracker_model, resolve_device, tracker_geometry
 from .update import OnlineUpdateConfig, Sample, UpdateSchedule, blend
