@@ -608,3 +608,40 @@ def test_siammlg_tracker_runs_on_an_efficientnet_model(tmp_path):
     trk.init(img, np.array([100.0, 80.0, 40.0, 30.0]))
     res = trk.update(img)
     assert np.all(np.isfinite(res.box)) and res.box[2] > 0 and res.box[3] > 0
+
+
+@pytest.mark.parametrize("weights", [None, "random"])  # shipped = EfficientNet-Lite0 (phase-grid dilated), random = ResNet
+def test_tracker_per_frame_network_is_folded_and_matches_the_model(weights):
+    """The tracker's BN-folded, channels-last per-frame copy gives the model's own search features and head
+    outputs in fp32; bf16 (or the older amp switch) runs that copy in bfloat16; bad precisions are errors."""
+    from gradtrack.trackers import build_tracker
+    from gradtrack.trackers.common import search_input
+
+    tr = build_tracker("siammlg", weights=weights, device="cpu")
+    g = tr.geom
+    rng = np.random.default_rng(0)
+    crop = rng.integers(0, 256, (g.instance_size, g.instance_size, 3), dtype=np.uint8)
+    zcrop = rng.integers(0, 256, (g.exemplar_size, g.exemplar_size, 3), dtype=np.uint8)
+    x = search_input(crop, torch.device("cpu"))
+    z = search_input(zcrop, torch.device("cpu")).contiguous()
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in tr.fast.modules())
+    assert n_bn < sum(isinstance(m, torch.nn.BatchNorm2d) for m in tr.model.modules())  # something was folded
+    with torch.no_grad():
+        kernels = tr.model.kernels(tr.model.u1(tr.model.f2(z)))
+        ref_xf, ref_low = tr.model.search(x.contiguous())
+        got_xf, got_low = tr.fast.search(x)
+        ref, got = tr.model.heads(kernels, ref_xf, full_mask=False), tr.fast.heads(kernels, got_xf, full_mask=False)
+    for a, b in [(ref_xf, got_xf), *zip(ref_low, got_low), *((ref[k], got[k]) for k in ref)]:
+        assert torch.allclose(b, a, rtol=1e-4, atol=1e-4 * float(a.abs().max())), a.shape
+    bf = build_tracker("siammlg", weights=weights, device="cpu", precision="bf16")
+    legacy = build_tracker("siammlg", weights=weights, device="cpu", amp=True)
+    assert (tr.precision, bf.precision, legacy.precision) == ("fp32", "bf16", "bf16")
+    assert next(bf.fast.parameters()).dtype == torch.bfloat16 and next(bf.model.parameters()).dtype == torch.float32
+    frames = [rng.integers(0, 256, (200, 240, 3), dtype=np.uint8) for _ in range(3)]
+    for t, prec in ((tr, "fp32"), (bf, "bf16")):
+        t.init(frames[0], np.array([90.0, 70.0, 50.0, 40.0]))
+        for f in frames[1:]:
+            res = t.update(f)
+            assert res.extra["precision"] == prec and np.isfinite(res.box).all()
+    with pytest.raises(Exception, match="precision"):
+        build_tracker("siammlg", weights=weights, device="cpu", precision="int8")

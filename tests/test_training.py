@@ -359,7 +359,7 @@ FINGERPRINTS = {
     "gradnet_wo_m.yaml": "562c7063cd08",
     "gradnet_wo_mg.yaml": "cb07962988ec",
     "siamfc.yaml": "6c3938fcc35c",
-    "siamfc_cpu.yaml": "6db0cafaaefa",
+    "siamfc_cpu.yaml": "b429440d9a97",
     "siammlg_ablation_full_base.yaml": "54155f073fec",
     "siammlg_ablation_full_update.yaml": "e6a059797ffb",
     "siammlg_ablation_gradient_base.yaml": "83d61d8b48cc",

@@ -42,7 +42,8 @@ from ..models.heads import decode_ltrb
 from ..models.siammlg import SiamMLG
 from .registry import TRACKERS
 from .base import Tracker, TrackResult
-from .common import autocast, crops_to_tensor, hann_window, load_tracker_model, resolve_device, tracker_geometry
+from .common import (PRECISIONS, crops_to_tensor, hann_window, inference_net, load_tracker_model, precision_dtype,
+                     resolve_device, resolve_precision, search_input, tracker_geometry)
 from .update import OnlineUpdateConfig, Sample, UpdateSchedule, blend
 
 
@@ -60,7 +61,11 @@ class SiamMLGTrackerConfig(OnlineUpdateConfig):
     gradient_update: bool = True  # when the model has U2
     rescue_before: int = 0  # SiamMLG runs no rescue updates by default
     min_size: float = 10.0
-    amp: bool = False  # bfloat16 autocast for the forward passes (the online gradient itself stays float32)
+    amp: bool = False  # older switch: True = precision "bf16"
+    # per-frame search network (backbone, neck, search side of the heads, Refine): "fp32", "bf16", "fp16"
+    # (CUDA) or "auto" (bf16 on CPUs with AVX512-BF16/AMX and on CUDA); the template side and the online
+    # gradient stay fp32
+    precision: str = "fp32"
 
     def validate(self) -> None:
         self.check_schedule()
@@ -68,6 +73,8 @@ class SiamMLGTrackerConfig(OnlineUpdateConfig):
             raise ValueError(f"window_influence must be in [0, 1], got {self.window_influence}")
         if self.instance_size is not None and self.instance_size <= 0:
             raise ValueError(f"instance_size must be > 0 (or None = the model's), got {self.instance_size}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
 
 def _change(r: np.ndarray) -> np.ndarray:
@@ -102,6 +109,11 @@ class SiamMLGTracker(Tracker):
         if cfg.box_source == "boxhead" and model.box_head is None:
             raise ValueError("box_source='boxhead' needs a SiamMLG built with box_head=True")
         self.geom = tracker_geometry(model, cfg.instance_size)
+        # the per-frame network: a BN-folded, channels-last copy in the tracker's precision (the original
+        # model keeps computing the template side and the online gradient in fp32)
+        self.precision = resolve_precision(cfg.precision, cfg.amp, self.device)
+        self._dtype = precision_dtype(self.precision)
+        self.fast = inference_net(self.model, self.precision, self.device)
         self.window = hann_window(self.geom.score_size, "max", np.float64)  # cosine window, peak 1
         self.use_grad = cfg.gradient_update and model.u2 is not None
         self.use_refine = cfg.use_refine and model.refine is not None
@@ -121,6 +133,7 @@ class SiamMLGTracker(Tracker):
         self.pad = None
         self.hid = None
         self.kernels = None
+        self._kernels_fast = None
         self.schedule = UpdateSchedule(self.cfg)
 
     def _search_side(self) -> float:
@@ -131,10 +144,19 @@ class SiamMLGTracker(Tracker):
     def _crop(self, image: np.ndarray, side: float, out: int) -> torch.Tensor:
         return crops_to_tensor(crop_and_resize(image, self.center, side, out, self.pad), self.device)
 
+    def _search_crop(self, image: np.ndarray, side: float) -> torch.Tensor:
+        """The search crop as the per-frame network's input (its dtype, channels-last)."""
+        crop = crop_and_resize(image, self.center, side, self.geom.instance_size, self.pad)
+        return search_input(crop, self.device, self._dtype)
+
     def _search_features(self, x: torch.Tensor) -> torch.Tensor:
-        with autocast(self.device, self.cfg.amp):
-            xf, _ = self.model.search(x)
+        """fp32 search features of a stored sample crop (for the online gradient)."""
+        xf, _ = self.fast.search(x)
         return xf.float()
+
+    def _fast_kernels(self) -> None:
+        self.kernels = self.model.kernels(self.model.u1(self.hid)) if self.kernels is None else self.kernels
+        self._kernels_fast = {k: v.to(self._dtype) for k, v in self.kernels.items()}
 
     def _update_from(self, sample: Sample, keep: float) -> None:
         """One gradient update of ``hid`` on ``sample`` (its search features are cached on first use)."""
@@ -144,6 +166,7 @@ class SiamMLGTracker(Tracker):
         zf, f2_new = self.model.update(self.hid, g)
         self.hid = blend(self.hid, f2_new, keep)
         self.kernels = self.model.kernels(zf)
+        self._fast_kernels()
 
     # -- contract ----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -156,17 +179,18 @@ class SiamMLGTracker(Tracker):
         z = self._crop(image, sx * g.exemplar_size / g.instance_size, g.exemplar_size)
         self.hid = self.model.f2(z)
         if not self.use_grad:
-            self.kernels = self.model.kernels(self.model.u1(self.hid))
+            self._fast_kernels()
             return
         # as GradNet: the stored f2 state is already gradient-updated once with the frame-0 search crop
         # (hid = f2 + U2(g0)); frame 0 then enters the sample buffer with score 0 (see UpdateSchedule.start)
-        x = self._crop(image, sx, g.instance_size)
+        x = self._search_crop(image, sx)
         xf = self._search_features(x)
         grad, _ = self.model.gradient(self.hid, xf)
         zf, self.hid = self.model.update(self.hid, grad)
         if not self.cfg.init_periodic_update:
             self.kernels = self.model.kernels(zf)
         self.schedule.start(Sample(crop=x, score=0.0, frame=0, features=xf), self._update_from)
+        self._fast_kernels()
 
     @torch.no_grad()
     def _update(self, image: np.ndarray) -> TrackResult:
@@ -176,11 +200,10 @@ class SiamMLGTracker(Tracker):
         H, W = image.shape[:2]
         sx = self._search_side()
         scale = sx / g.instance_size  # image pixels per crop pixel
-        x = self._crop(image, sx, g.instance_size)
-        with autocast(self.device, cfg.amp):
-            xf, low = self.model.search(x)
-            out = self.model.heads(self.kernels, xf, full_mask=False)
-        score = torch.sigmoid(out["score"][0, 0]).float().cpu().numpy()
+        x = self._search_crop(image, sx)
+        xf, low = self.fast.search(x)
+        out = self.fast.heads(self._kernels_fast, xf, full_mask=False)
+        score = torch.sigmoid(out["score"][0, 0].float()).cpu().numpy()
         if score.shape[0] != g.score_size:
             raise RuntimeError(f"the network gave a {score.shape[0]}-cell score map, its config's geometry says "
                                f"{g.score_size} (model.cfg.geometry() does not describe the model)")
@@ -203,13 +226,12 @@ class SiamMLGTracker(Tracker):
 
         # mask of the chosen cell -> image
         bi, ri, ci = (torch.tensor([v], device=self.device) for v in (0, int(i), int(j)))
-        with autocast(self.device, cfg.amp):
-            if self.use_refine:
-                logits = self.model.refine_mask(low, out["mask_corr"], bi, ri, ci)[0, 0]
-            else:
-                m63 = self.model.mask_logits(out["mask_corr"], bi, ri, ci)[:, None].float()
-                logits = torch.nn.functional.interpolate(m63, size=(g.exemplar_size,) * 2, mode="bilinear",
-                                                         align_corners=False)[0, 0]
+        if self.use_refine:
+            logits = self.fast.refine_mask(low, out["mask_corr"], bi, ri, ci)[0, 0]
+        else:
+            m63 = self.fast.mask_logits(out["mask_corr"], bi, ri, ci)[:, None].float()
+            logits = torch.nn.functional.interpolate(m63, size=(g.exemplar_size,) * 2, mode="bilinear",
+                                                     align_corners=False)[0, 0]
         prob = torch.sigmoid(logits.float()).cpu().numpy()
         mask = mask_to_image(prob, cell_img, g.exemplar_size * scale, (W, H)) > cfg.mask_threshold
         polygon, mask_box = self._mask_geometry(mask)
@@ -231,9 +253,9 @@ class SiamMLGTracker(Tracker):
             polygon = xywh_to_polygon(box)
 
         updated = self.use_grad and self.schedule.step(
-            self.frame, conf, lambda: self._crop(image, self._search_side(), g.instance_size), self._update_from).updated
+            self.frame, conf, lambda: self._search_crop(image, self._search_side()), self._update_from).updated
         return TrackResult(box=box, score=conf, polygon=np.asarray(polygon, dtype=np.float64), mask=mask,
-                           extra={"cell": (int(i), int(j)), "updated": updated})
+                           extra={"cell": (int(i), int(j)), "updated": updated, "precision": self.precision})
 
     # -- helpers -----------------------------------------------------------------------------------
     def _mask_geometry(self, mask: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
