@@ -59,7 +59,11 @@ def test_phase_grid_convolution_equals_a_dilated_convolution(size):
     layer = ConvBNAct(12, 12, 5, 1, 2, 12, True, EfficientNetLiteConfig()).eval()
     x = torch.randn(2, 12, size, size)
     ref = layer.act(layer.bn(F.conv2d(x, layer.conv.weight, padding=4, dilation=2, groups=12)))
-    assert torch.allclose(layer(x), ref, atol=1e-6)
+    assert torch.is_grad_enabled()
+    assert torch.allclose(layer(x), ref, atol=1e-6)  # autograd on: the phase grids
+    with torch.no_grad():  # inference: the dilated conv itself, NCHW and channels-last
+        assert torch.allclose(layer(x), ref, atol=1e-6)
+        assert torch.allclose(layer(x.contiguous(memory_format=torch.channels_last)), ref, atol=1e-6)
 
 
 def test_feature_size_and_score_geometry_of_a_padded_backbone():

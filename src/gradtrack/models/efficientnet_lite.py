@@ -138,8 +138,10 @@ class ConvBNAct(nn.Sequential):
         super().__init__()
         self.stride, self.k, self.dilation = stride, k, dilation
         self.same = cfg.padding == "same" and stride > 1
-        # a dilated stride-1 conv runs as an ordinary conv on the d x d phase grids ("space to batch"):
-        # exact, and far faster on CPUs, where dilated depthwise convs fall back to a slow kernel
+        # a dilated stride-1 conv: with autograd on (training, the online gradient) it runs as an ordinary
+        # conv on the d x d phase grids ("space to batch"; exact, and 1.3-2x faster than the dilated
+        # depthwise backward on CPUs); without (inference) as the dilated conv itself, whose forward is
+        # 3-13x faster than the phase grids' reshapes (torch 2.13, 2 CPU threads, 480-672 channels at 32 x 32)
         self.phases = dilation if (dilation > 1 and stride == 1 and k > 1) else 1
         pad = 0 if self.same else (k - 1) // 2 if self.phases > 1 else dilation * (k - 1) // 2
         self.conv = nn.Conv2d(cin, cout, k, stride, pad, dilation=1 if self.phases > 1 else dilation,
@@ -163,7 +165,11 @@ class ConvBNAct(nn.Sequential):
                 pads += [total // 2, total - total // 2]
             x = F.pad(x, pads)
         if self.phases > 1:
-            return self.act(self.bn(_phase_conv(self.conv, x, self.phases)))
+            if torch.is_grad_enabled():
+                return self.act(self.bn(_phase_conv(self.conv, x, self.phases)))
+            y = F.conv2d(x, self.conv.weight, self.conv.bias, 1, self.phases * (self.k - 1) // 2, self.phases,
+                         self.conv.groups)
+            return self.act(self.bn(y))
         return self.act(self.bn(self.conv(x)))
 
 
