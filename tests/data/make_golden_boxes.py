@@ -59,10 +59,11 @@ def real_sequence(shared: Path = SHARED) -> tuple[list[np.ndarray], np.ndarray] 
 
 
 def track(name: str, frames: list[np.ndarray], box: np.ndarray) -> np.ndarray:
-    """Boxes of frames 1.. (frame 0 is the given box) with ``build_tracker(name)`` on the CPU."""
+    """Boxes of frames 1.. (frame 0 is the given box) with ``build_tracker(name)`` on the CPU, fp32 (the
+    trackers whose default precision is "auto" would run bf16 on CPUs that have it)."""
     from gradtrack import build_tracker
 
-    tracker = build_tracker(name, device="cpu")
+    tracker = build_tracker(name, device="cpu", precision="fp32")
     tracker.init(frames[0], box)
     return np.asarray([tracker.update(f).box for f in frames[1:]], dtype=np.float64)
 
