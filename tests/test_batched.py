@@ -34,17 +34,23 @@ def _batched(bt, seqs):
     return [np.stack(o) for o in out]
 
 
-@pytest.mark.parametrize("name", ["siamfc", "gradnet"])
-def test_batched_equals_one_by_one(name):
-    tracker = gradtrack.build_tracker(name, device="cpu")
+@pytest.mark.parametrize("name,kw", [("siamfc", {}), ("gradnet", {"online_update": False}), ("gradnet", {})])
+def test_batched_equals_one_by_one(name, kw):
+    tracker = gradtrack.build_tracker(name, device="cpu", **kw)
     seqs = _seqs()
     ref = _one_by_one(tracker, seqs)
     bt = BatchedTracker(tracker)
     assert bt.batched
     got = _batched(bt, seqs)
+    # The batched convolutions sum in another order (~1e-6 relative).  With the retrained gradnet weights
+    # (2 Dec 2026) and its online update on, that tips one near-tie of a response map in sequence 0 at
+    # frame 7 (checked: the same sequence alone in the batched tracker is bitwise equal to one-by-one), so
+    # there the box may move by one upsampled response pixel (0.17 px here); everywhere else 1e-3 px.
+    tol = 0.25 if kw == {} and name == "gradnet" else 1e-3
     for r, g in zip(ref, got):
         assert r.shape == g.shape
-        assert np.abs(r - g).max() < 1e-3
+        assert np.abs(r - g).max() < tol
+    assert sum(int(np.abs(r - g).max() >= 1e-3) for r, g in zip(ref, got)) <= 1
 
 
 def test_gradnet_updates_happen_in_batched_mode():
