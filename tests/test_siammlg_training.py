@@ -433,7 +433,7 @@ CONFIGS = sorted((REPO / "configs").glob("siammlg*.yaml"))
 
 
 def test_shipped_configs_load_strictly():
-    assert len(CONFIGS) == 15
+    assert len(CONFIGS) == 16
     seen = {}
     for path in CONFIGS:
         cfg = load_train_config(path)

@@ -105,27 +105,50 @@ def test_vot_evaluate_and_analysis_match_gradtrack_eval(tmp_path):
     g = json.loads((tmp_path / "g.json").read_text())
     g_acc, g_fail = g["overall"]["accuracy"], g["overall"]["failures"]
 
-    raster, lengths, total_fail = [], [], 0
+    raster, lengths, total_fail, cut = [], [], 0, 0
     for name in names:
         tk = read_trajectory(str(ws / "results" / IDENT / "baseline" / name / f"{name}_001.bin"))
         regions, flags = R.read_vot_run(R.vot_result_path(tmp_path / "gres", TRACKER, name), len(tk))
         tk_flags = np.array([r.code if isinstance(r, Special) else -1 for r in tk])
+        gt_lines = (ws / "sequences" / name / "groundtruth.txt").read_text().split()
+        differ = np.flatnonzero(tk_flags != flags)
+        if differ.size:
+            # The one allowed difference: the toolkit declares a failure where gradtrack's continuous overlap
+            # is tiny but positive and the toolkit's rasterised overlap of gradtrack's own box is 0 (a target
+            # sliver under one pixel); after it the two runs re-initialise at different frames.
+            i = int(differ[0])
+            assert tk_flags[i] == 2 and flags[i] == -1, f"{name} frame {i + 1}: {tk_flags[i]} vs {flags[i]}"
+            from vot.region import calculate_overlap
+            from vot.region.io import parse_region
+            from vot.region.shapes import Rectangle
+
+            from gradtrack.evaluation.metrics import region_iou
+
+            box = np.asarray(regions[i], dtype=float)
+            gt = np.asarray([float(v) for v in gt_lines[i].split(",")])
+            assert calculate_overlap(Rectangle(*box), parse_region(gt_lines[i]), (128, 96)) == 0.0, name
+            assert 0.0 < region_iou(box, gt, (128, 96)) < 0.02, name
+            tk, tk_flags, flags, regions = tk[:i], tk_flags[:i], flags[:i], regions[:i]
+            gt_lines = gt_lines[:i]
+            cut += 1
         np.testing.assert_array_equal(tk_flags, flags, err_msg=f"{name}: init / failure / skipped frames differ")
         for i in np.flatnonzero(flags == -1):
             b = tk[i]
             np.testing.assert_allclose([b.x, b.y, b.width, b.height], np.asarray(regions[i], dtype=float), atol=2e-3,
                                        err_msg=f"{name} frame {i + 1}: the toolkit's box differs from gradtrack's")
         total_fail += int((flags == 2).sum())
-        gt_lines = (ws / "sequences" / name / "groundtruth.txt").read_text().split()
         raster.append(_raster_accuracy(regions, flags, gt_lines, (128, 96)))
         lengths.append(len(tk))
     raster_acc = float(np.average(raster, weights=lengths))
     print(f"vot-toolkit: accuracy {tk_acc:.4f} failures {tk_fail:.3f} (cumulative {tk_cum_fail:g}); "
           f"gradtrack: accuracy {g_acc:.4f} failures {g_fail:.3f} ({total_fail} in all); "
           f"toolkit overlap on gradtrack's boxes: {raster_acc:.4f}")
-    assert tk_cum_fail == total_fail
-    assert tk_fail == pytest.approx(g_fail, abs=1e-9)
-    assert raster_acc == pytest.approx(tk_acc, abs=1e-3)  # same boxes, same rasterised overlap
+    if not cut:  # whole runs compared: the same failures and the same rasterised overlap
+        assert tk_cum_fail == total_fail
+        assert tk_fail == pytest.approx(g_fail, abs=1e-9)
+        assert raster_acc == pytest.approx(tk_acc, abs=1e-3)  # same boxes, same rasterised overlap
+    else:  # cut at a sub-pixel sliver the toolkit counts as a failure: it has at least as many
+        assert tk_cum_fail >= total_fail and cut <= 1
     assert abs(tk_acc - g_acc) <= 0.03  # rasterised vs continuous overlap (module docstring)
 
 
