@@ -64,7 +64,7 @@ class SiamMLGTrackerConfig(OnlineUpdateConfig):
     amp: bool = False  # older switch: True = precision "bf16"
     # per-frame search network (backbone, neck, search side of the heads, Refine): "fp32", "bf16", "fp16"
     # (CUDA) or "auto" (bf16 on CPUs with AVX512-BF16/AMX and on CUDA); the template side and the online
-    # gradient stay fp32
+    # gradient run in fp32 (on search features of a sample computed by that network, cast to fp32)
     precision: str = "fp32"
 
     def validate(self) -> None:
@@ -150,7 +150,7 @@ class SiamMLGTracker(Tracker):
         return search_input(crop, self.device, self._dtype)
 
     def _search_features(self, x: torch.Tensor) -> torch.Tensor:
-        """fp32 search features of a stored sample crop (for the online gradient)."""
+        """Search features of a stored sample crop for the online gradient: the per-frame network's, as fp32."""
         xf, _ = self.fast.search(x)
         return xf.float()
 
