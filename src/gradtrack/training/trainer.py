@@ -387,10 +387,12 @@ def train(cfg: TrainConfig, out: str | Path | None = None, *, resume: bool = Fal
 
     recipe.set_train_mode(model)
     params = trainable(model)
+    buffers = list(model.buffers())  # BN statistics: a skipped step must not keep what its forward did to them
     it = iter(_loader(cfg, dataset, sampler, info.device))
     while step < stop:
         if recipe.before_step(model, step):  # a schedule hook changed what trains
             params = trainable(model)
+        before = [b.detach().clone() for b in buffers]
         with amp_ctx():
             loss, loss0 = step_fn(next(it))
         finite = bool(torch.isfinite(loss))
@@ -398,7 +400,10 @@ def train(cfg: TrainConfig, out: str | Path | None = None, *, resume: bool = Fal
         skip = D.all_mean(0.0 if finite else 1.0, info) > 0
         if skip:
             bad += 1
-            log.warning("step %d: non-finite loss, step skipped", step)
+            with torch.no_grad():  # a non-finite forward leaves non-finite running statistics behind
+                for b, old in zip(buffers, before):
+                    b.copy_(old)
+            log.warning("step %d: non-finite loss, step skipped (BN statistics restored)", step)
             if bad >= 10:
                 raise FloatingPointError("10 non-finite losses in a row; lower the learning rate or disable AMP")
         else:
