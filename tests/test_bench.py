@@ -123,7 +123,12 @@ def test_resolve_precision():
     assert common.resolve_precision("fp32", False, cpu) == "fp32"
     assert common.resolve_precision("fp32", True, cpu) == "bf16"  # amp=True keeps working
     assert common.resolve_precision("bf16", True, cpu) == "bf16"
+    assert common.resolve_precision("auto", True, cpu) == "bf16"  # amp=True beside the new default
     assert common.resolve_precision("auto", False, cpu) == ("bf16" if common.cpu_has_fast_bf16() else "fp32")
+    flags = common.cpu_bf16_flags()
+    assert flags is None or set(flags) <= set(common.BF16_CPU_FLAGS)
+    if flags is not None:
+        assert common.cpu_has_fast_bf16() == bool(flags)
     with pytest.raises(ValueError, match="fp16"):
         common.resolve_precision("fp16", False, cpu)
     with pytest.raises(ValueError, match="amp=True"):
@@ -137,7 +142,7 @@ def test_tracker_reports_precision_and_folded_net_matches(name):
     # siamfc_effnet: the folded copy must keep EfficientNet-Lite's own conv forward (phase-grid dilated
     # depthwise convs, padding); an earlier fold rebuilt those blocks as plain undilated convs
     frames, box, _ = core.load_source("demo", 3)
-    fp32 = build_tracker(name, weights="random", device="cpu")
+    fp32 = build_tracker(name, weights="random", device="cpu", precision="fp32")
     import cv2
 
     x = common.search_input(np.stack([cv2.resize(f, (255, 255)) for f in frames]), torch.device("cpu"))
@@ -153,8 +158,22 @@ def test_tracker_reports_precision_and_folded_net_matches(name):
         tr.init(frames[0], box)
         res = tr.update(frames[1])
         assert res.extra["precision"] == prec and np.isfinite(res.box).all()
+    if name.startswith("siamfc"):  # bf16 features, fp32 correlation (a bf16 response map flips scale choices)
+        crops = bf._search_crops(frames[2], bf.state)
+        with torch.no_grad():
+            ref = bf.model.score(bf.template, bf._search_features(crops).float())[:, 0].numpy()
+        got = bf._responses(crops, bf.template)
+        assert got.dtype == np.float32 and np.array_equal(got, ref)
     with pytest.raises(Exception, match="precision"):
         build_tracker(name, weights="random", device="cpu", precision="int8")
+    # the default is "auto": bf16 where the CPU computes it natively, else fp32, and says which (siamfc_effnet:
+    # fp32, its bf16 was not within 0.01 val AUC of fp32)
+    default = build_tracker(name, weights="random", device="cpu")
+    if name == "siamfc_effnet":
+        assert (default.cfg.precision, default.precision) == ("fp32", "fp32")
+    else:
+        assert default.cfg.precision == "auto"
+        assert default.precision == ("bf16" if common.cpu_has_fast_bf16() else "fp32")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

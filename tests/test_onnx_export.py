@@ -72,7 +72,7 @@ def test_graphs_match_torch_on_other_inputs(exported):
 def test_ort_tracker_tracks_like_torch(exported, demo):
     out, _, _ = exported
     frames, box = demo
-    ref = _track(gradtrack.build_tracker("siamfc", device="cpu"), frames, box)
+    ref = _track(gradtrack.build_tracker("siamfc", device="cpu", precision="fp32"), frames, box)  # ORT runs fp32
     tr = gradtrack.build_tracker("siamfc", device="cpu", backend="onnxruntime", onnx_dir=out)
     assert tr.model.backend == "onnxruntime" and tr.precision == "fp32"
     got = _track(tr, frames, box)
@@ -138,7 +138,7 @@ def test_gradnet_ort_backend_from_the_cache(monkeypatch, tmp_path, demo):
     man = tr.model.manifest
     # AlexNet's U1 is Conv/BN/ReLU: the update's gradient is exported too (analytic), nothing is torch-only
     assert {"gradient", "update", "features", "score"} <= set(man["graphs"]) and not man["torch_only"]
-    ref_tr = gradtrack.build_tracker("gradnet", weights="random", device="cpu")
+    ref_tr = gradtrack.build_tracker("gradnet", weights="random", device="cpu", precision="fp32")
     ref, got = _track(ref_tr, frames[:4], box), _track(tr, frames[:4], box)
     assert tr.state.updates == ref_tr.state.updates >= 2
     assert np.abs(got - ref).max() <= 1e-2

@@ -617,7 +617,7 @@ def test_tracker_per_frame_network_is_folded_and_matches_the_model(weights):
     from gradtrack.trackers import build_tracker
     from gradtrack.trackers.common import search_input
 
-    tr = build_tracker("siammlg", weights=weights, device="cpu")
+    tr = build_tracker("siammlg", weights=weights, device="cpu", precision="fp32")
     g = tr.geom
     rng = np.random.default_rng(0)
     crop = rng.integers(0, 256, (g.instance_size, g.instance_size, 3), dtype=np.uint8)

@@ -363,7 +363,7 @@ def test_mismatched_checkpoints(tmp_path):
 
 def test_amp_bf16_close_to_fp32(seq):
     frames, boxes = seq
-    fp32 = SiamFCTracker(pixel_siamfc(), device="cpu")
+    fp32 = SiamFCTracker(pixel_siamfc(), SiamFCTrackerConfig(precision="fp32"), device="cpu")
     bf16 = SiamFCTracker(pixel_siamfc(), SiamFCTrackerConfig(amp=True), device="cpu")
     a, _ = fp32.track(frames[:15], boxes[0])
     b, _ = bf16.track(frames[:15], boxes[0])

@@ -51,7 +51,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     h = res.header
     env = ", ".join(f"{k} {h[k]}" for k in ("torch", "opencv", "device", "gpu", "cuda", "torch_threads",
-                                             "cpu_capability") if k in h)
+                                             "cpu_capability", "cpu_bf16") if k in h)
     print(f"source: {h['source']} ({h['frames']} frames {h['size'][0]}x{h['size'][1]}, preloaded); "
           f"{h['repeats']} repeats, median; {env}")
     print(format_table(res))
@@ -75,8 +75,9 @@ def register_cli(subparsers) -> None:
     p.add_argument("--tracker", action="append", default=None, metavar="NAME",
                    help=f"tracker to measure (repeatable; default: {', '.join(DEFAULT_TRACKERS)})")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
-                   help="search-branch precision of the gradtrack trackers (default fp32; fp16 needs cuda)")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="search-branch precision of the gradtrack trackers (default auto = each tracker's "
+                        "default: bf16 on CPUs with AVX512-BF16/AMX and on CUDA, else fp32; fp16 needs cuda)")
     p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"),
                    help="network backend (onnxruntime: trackers that accept backend='onnxruntime')")
     p.add_argument("--source", default=None, metavar="PATH|demo",

@@ -38,13 +38,13 @@ import torch
 
 from ..config import ConfigError
 from ..trackers import build_tracker, list_trackers
-from ..trackers.common import STAGES, StageTimer, timing
+from ..trackers.common import STAGES, StageTimer, cpu_bf16_flags, timing
 
 REPO = Path(__file__).resolve().parents[3]
 FLOP_FRAMES = 5
 MEMORY_FRAMES = 5
 DEFAULT_SEQUENCE = "otb/Crossing"
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 BACKENDS = ("torch", "onnxruntime")
 
 
@@ -147,9 +147,12 @@ class Run:
 
 
 def _precision_kwargs(name: str, precision: str) -> list[dict]:
-    """Tracker keyword arguments to try, in order, for ``precision``."""
-    if precision == "fp32":
+    """Tracker keyword arguments to try, in order, for ``precision`` ("auto": each tracker's default;
+    "fp32" falls back to the default for trackers without a precision option, which run fp32)."""
+    if precision == "auto":
         return [{}]
+    if precision == "fp32":
+        return [{"precision": "fp32"}, {}]
     out = [{"precision": precision}]
     if precision == "bf16":
         out.append({"amp": True})  # trackers with only the older bf16 switch
@@ -342,6 +345,8 @@ def environment(device: str) -> dict:
     env = {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(),
            "processor": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(),
            "cpu_capability": str(torch.backends.cpu.get_cpu_capability()), "device": device}
+    flags = cpu_bf16_flags()
+    env["cpu_bf16"] = "unknown" if flags is None else (" ".join(flags) or "none")
     try:
         import cv2
 
@@ -355,7 +360,7 @@ def environment(device: str) -> dict:
     return env
 
 
-def run_bench(trackers: list[str], device: str = "cpu", precision: str = "fp32", backend: str = "torch",
+def run_bench(trackers: list[str], device: str = "cpu", precision: str = "auto", backend: str = "torch",
               source=None, frames: int = 50, repeats: int = 3, threads: int | None = None, compare: bool = False,
               warmup: int = 2, box=None, weights=None, flops: bool = True, memory: bool = True,
               log: Callable[[str], None] | None = None) -> BenchResult:

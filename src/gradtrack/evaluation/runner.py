@@ -147,7 +147,8 @@ def _file_sha256(path) -> str:
 def fingerprint(tracker: TrackerSpec, protocol: str, repetitions: int, seed: int) -> dict:
     """What made a result: tracker (name, factory), weights (SHA-256 of the file: the given checkpoint or the
     shipped one; ``"random"``), settings (overrides), protocol, repetitions and seed.  The device is not part
-    of it.  ``weights_path`` is informational (a moved checkpoint with the same hash still matches)."""
+    of it; :func:`run_benchmark` adds the precision a registry tracker resolved (``"auto"`` differs by CPU).
+    ``weights_path`` is informational (a moved checkpoint with the same hash still matches)."""
     weights, path = tracker.weights, tracker.weights
     if weights is None and tracker.factory is None:
         try:
@@ -486,6 +487,12 @@ def run_benchmark(
             local_tracker = tracker.build()
             repetitions = repetitions_for(local_tracker, protocol)
     fp = fingerprint(tracker, protocol, repetitions, seed)
+    if tracker.factory is None:
+        # the precision the tracker resolved here ("auto" is bf16 on some CPUs, fp32 on others): part of what
+        # made the results, so a folder is not resumed in another precision
+        local_tracker = local_tracker or tracker.build()
+        if isinstance(getattr(local_tracker, "precision", None), str):
+            fp["precision"] = local_tracker.precision
     status: dict[str, str] = {}
     errors: list[tuple[str, str]] = []
     todo, mismatched = [], []

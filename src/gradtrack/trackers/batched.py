@@ -177,9 +177,8 @@ class BatchedTracker:
     def _scores(head, templates: list[torch.Tensor], xf: torch.Tensor) -> np.ndarray:
         """Raw maps ``B x n x n`` of template ``i`` against its ``len(xf) / len(templates)`` search features."""
         with stage("correlation"):
-            t = torch.cat(templates, 0)
-            if t.dtype != xf.dtype:
-                t = t.to(xf.dtype)
+            t = torch.cat(templates, 0).float()
+            xf = xf.float()  # the correlation is fp32 in every precision (see SiamFCTracker._responses)
             if len(templates) == 1:
                 r = head.score(t, xf)
             else:

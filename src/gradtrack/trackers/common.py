@@ -131,21 +131,30 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
 @functools.lru_cache(maxsize=None)
-def cpu_has_fast_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX): from the ``/proc/cpuinfo`` flags where
-    readable, else from ``torch.backends.cpu.get_cpu_capability()`` (``AVX512_BF16`` / ``AMX*``)."""
+def cpu_bf16_flags() -> tuple[str, ...] | None:
+    """This CPU's native-bf16 flags among :data:`BF16_CPU_FLAGS` (from ``/proc/cpuinfo``), or None where
+    the flags cannot be read (not Linux)."""
     try:
-        flags = set()
         with open("/proc/cpuinfo") as fh:
             for line in fh:
                 if line.startswith("flags"):
-                    flags.update(line.split(":", 1)[1].split())
-                    break
-        if flags:
-            return bool(flags & {"avx512_bf16", "amx_bf16"})
+                    flags = set(line.split(":", 1)[1].split())
+                    return tuple(f for f in BF16_CPU_FLAGS if f in flags)
     except OSError:
         pass
+    return None
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX): from the ``/proc/cpuinfo`` flags where
+    readable, else from ``torch.backends.cpu.get_cpu_capability()`` (``AVX512_BF16`` / ``AMX*``)."""
+    flags = cpu_bf16_flags()
+    if flags is not None:
+        return bool(flags)
     cap = str(torch.backends.cpu.get_cpu_capability()).upper()
     return "BF16" in cap or "AMX" in cap
 
@@ -153,13 +162,13 @@ def cpu_has_fast_bf16() -> bool:
 def resolve_precision(precision: str, amp: bool, device: torch.device) -> str:
     """The precision a tracker runs its search branch in: ``"fp32"``, ``"bf16"`` or ``"fp16"``.
 
-    ``amp=True`` (the older switch) means bf16 and may only be combined with ``"fp32"`` (the default, then
-    overridden) or ``"bf16"``.  ``"auto"``: bf16 on a CPU with AVX512-BF16/AMX, on CUDA bf16 where the GPU
+    ``amp=True`` (the older switch) means bf16 and may only be combined with ``"auto"`` (the default, then
+    overridden), ``"fp32"`` or ``"bf16"``.  ``"auto"``: bf16 on a CPU with AVX512-BF16/AMX, on CUDA bf16 where the GPU
     supports it (else fp16), otherwise fp32.  fp16 needs CUDA (CPU fp16 convolutions are slow)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if amp:
-        if precision not in ("fp32", "bf16"):
+        if precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"amp=True means bf16; it cannot be combined with precision={precision!r}")
         return "bf16"
     if precision == "auto":

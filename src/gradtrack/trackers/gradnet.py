@@ -85,7 +85,7 @@ class GradNetTrackerConfig(OnlineUpdateConfig):
     amp: bool = False  # older switch: True = precision "bf16"
     # search branch: "fp32", "bf16", "fp16" (CUDA) or "auto" (bf16 where the CPU/GPU has it); the online
     # gradient and the correlation are always fp32
-    precision: str = "fp32"
+    precision: str = "auto"
     # grow the search while lost, no template update while lost (SiameseSearch._after_confidence)
     long_term: bool = False
     # False = the paper's "w/o U" ablation: the template stays U1(f2(z)), no gradient update at all.
