@@ -22,20 +22,22 @@ ev() {  # ev LABEL WEIGHTS|- [--set K=V ...] ; tracker name from the label's fir
 }
 ev nanotrack -
 ev opencv_csrt -
-ev siamfc -
-ev siamfc_effnet -
-ev gradnet -
-ev gradnet_noupd - --set online_update=false
+# fp32 rows pinned (the default "auto" is bf16 on AVX512-BF16/AMX CPUs), then the bf16 rows (issue 11)
+ev siamfc - --set precision=fp32
+ev siamfc_effnet - --set precision=fp32
+ev gradnet - --set precision=fp32
+ev gradnet_noupd - --set precision=fp32 --set online_update=false
 ev gradnet_effnet runs/gradnet_effnet/final.pt
-# SiamMLG on EfficientNet-Lite0 (shipped) and its ablations (same recipe; paper Table 3 names)
-ev siammlg -
-ev siammlg_noupd - --set gradient_update=false
-ev siammlg_boxhead - --set box_source=boxhead
-ev siammlg_sk runs/siammlg_effnet/final.pt --set gradient_update=false
+# SiamMLG on EfficientNet-Lite0 (shipped: 3,600 steps) and its ablations (same recipe; paper Table 3 names)
+ev siammlg - --set precision=fp32
+ev siammlg_noupd - --set precision=fp32 --set gradient_update=false
+ev siammlg_boxhead - --set precision=fp32 --set box_source=boxhead
+ev siammlg_sk runs/siammlg_effnet_cont/final.pt --set gradient_update=false
 ev siammlg_backbone runs/siammlg_effnet_ablation_backbone/final.pt --set gradient_update=false
 # reduced precision (issue 11: bf16 within 0.01 AUC of fp32?)
 ev siamfc_bf16 - --set precision=bf16
 ev gradnet_bf16 - --set precision=bf16
 ev siamfc_effnet_bf16 - --set precision=bf16
+ev siammlg_bf16 - --set precision=bf16
 "$G" report "$R" --out "${REPORT:-docs/results}" \
   --trackers nanotrack,opencv_csrt,siamfc,siamfc_effnet,gradnet,gradnet_noupd,siammlg,siammlg_noupd,siammlg_boxhead,siammlg_sk

@@ -24,7 +24,7 @@ def bench_out(tmp_path_factory):
     buf = io.StringIO()
     with redirect_stdout(buf):
         rc = main(["bench", "--tracker", "siamfc", "--source", "demo", "--frames", str(FRAMES), "--repeats", "1",
-                   "--warmup", "0", "--compare", "--json", str(out), "-q"])
+                   "--warmup", "0", "--compare", "--precision", "fp32", "--json", str(out), "-q"])
     assert rc == 0
     return buf.getvalue(), json.loads(out.read_text())
 
@@ -37,6 +37,8 @@ def test_bench_prints_stages_and_json(bench_out):
     text, data = bench_out
     assert "| siamfc fp32 |" in text and "| run (ms per frame) | crop | backbone | correlation | post | update" in text
     assert data["header"]["frames"] == FRAMES and data["header"]["torch"] == torch.__version__
+    flags = common.cpu_bf16_flags()
+    assert data["header"]["cpu_bf16"] == ("unknown" if flags is None else " ".join(flags) or "none")
     row = _row(data, "siamfc fp32")
     assert len(row["fps_repeats"]) == 1 and row["fps"] > 0
     st = row["stages_ms"]
@@ -116,6 +118,13 @@ def test_stage_hooks_are_free_when_off_and_do_not_nest():
                 pass
     assert timer.totals["crop"] > 0 and timer.totals["backbone"] == 0
     assert common.stage("crop") is common._NO_STAGE
+
+
+def test_bench_auto_precision_is_each_trackers_default():
+    auto = core.build_gradtrack("siamfc", "cpu", "auto", "torch", weights="random")
+    assert auto.precision == ("bf16" if common.cpu_has_fast_bf16() else "fp32")
+    assert core.build_gradtrack("siamfc", "cpu", "fp32", "torch", weights="random").precision == "fp32"
+    assert core.build_gradtrack("siamfc_effnet", "cpu", "auto", "torch", weights="random").precision == "fp32"
 
 
 def test_resolve_precision():

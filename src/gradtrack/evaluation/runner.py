@@ -489,8 +489,12 @@ def run_benchmark(
     fp = fingerprint(tracker, protocol, repetitions, seed)
     if tracker.factory is None:
         # the precision the tracker resolved here ("auto" is bf16 on some CPUs, fp32 on others): part of what
-        # made the results, so a folder is not resumed in another precision
-        local_tracker = local_tracker or tracker.build()
+        # made the results, so a folder is not resumed in another precision.  A tracker that cannot be
+        # built here fails below, per sequence, with its own message (after the resume checks)
+        try:
+            local_tracker = local_tracker or tracker.build()
+        except Exception:  # noqa: BLE001 - reported where the sequences run
+            local_tracker = None
         if isinstance(getattr(local_tracker, "precision", None), str):
             fp["precision"] = local_tracker.precision
     status: dict[str, str] = {}
