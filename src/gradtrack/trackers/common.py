@@ -163,7 +163,8 @@ def resolve_precision(precision: str, amp: bool, device: torch.device) -> str:
     """The precision a tracker runs its search branch in: ``"fp32"``, ``"bf16"`` or ``"fp16"``.
 
     ``amp=True`` (the older switch) means bf16 and may only be combined with ``"auto"`` (the default, then
-    overridden), ``"fp32"`` or ``"bf16"``.  ``"auto"``: bf16 on a CPU with AVX512-BF16/AMX, on CUDA bf16 where the GPU
+    overridden), ``"fp32"`` or ``"bf16"``.  ``"auto"``: bf16 on a CPU with AVX512-BF16/AMX, on CUDA bf16 where
+    the GPU
     supports it (else fp16), otherwise fp32.  fp16 needs CUDA (CPU fp16 convolutions are slow)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
