@@ -4,7 +4,8 @@ weights changed to the EfficientNet-Lite0 model, 2 Dec 2026, all entries when si
 retrained on the new train split, 2 Dec 2026, the siammlg entries again for its continued training (3,600
 steps), 2 Dec 2026; see ``tests/data/make_golden_boxes.py`` for how to regenerate
 it).  Default settings but precision fp32, shipped weights, CPU, one thread (as recorded), so the boxes
-must agree to 1e-3 px; the real sequence is skipped where ``../shared`` is absent."""
+must agree to 1e-3 px (siammlg: 1e-2 px, see ``TOL``); the real sequence is skipped where ``../shared`` is
+absent."""
 from __future__ import annotations
 
 import importlib.util
@@ -20,7 +21,12 @@ _spec = importlib.util.spec_from_file_location("make_golden_boxes", DATA / "make
 golden = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(golden)
 EXPECTED = json.loads(golden.GOLDEN.read_text())
-TOL = 1e-3  # px
+# px.  fp32 on the CPU is not bitwise portable: oneDNN picks its kernels (and so the order of each sum) by
+# the CPU's instruction set.  siamfc and gradnet stay within 5e-7 px of the recording (made on an Intel
+# AMX CPU) on an AMD Zen 4 one; siammlg's box branch amplifies those last-bit differences on the real
+# sequence to 1.4e-3 px at frames 33-35 (1e-5 px elsewhere; measured on that AMD CPU and on CI's), and the
+# state feeds back, so it gets 1e-2 px.  A behaviour change moves boxes by tenths of a pixel or more.
+TOL = {"siamfc": 1e-3, "gradnet": 1e-3, "siammlg": 1e-2}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +55,7 @@ def check(name: str, key: str, frames, box) -> None:
     assert len(frames) == EXPECTED["num_frames"] and expected.shape == (len(frames) - 1, 4)
     got = golden.track(name, frames, box)
     err = np.abs(got - expected).max(1)
-    bad = np.flatnonzero(err > TOL)
+    bad = np.flatnonzero(err > TOL[name])
     assert not len(bad), f"{name} on {key}: first differing frame {bad[0] + 1} (max error {err.max():.4g} px)"
 
 
