@@ -185,6 +185,43 @@ def test_tracker_reports_precision_and_folded_net_matches(name):
         assert default.precision == ("bf16" if common.cpu_has_fast_bf16() else "fp32")
 
 
+@pytest.mark.parametrize("name", ["siamfc", "siammlg"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_fused_conv_activation_gives_the_unfused_features(name, precision, monkeypatch):
+    """The per-frame copy turns conv (+ folded BN) + ReLU / ReLU6 into one oneDNN conv with the activation
+    as its post-op (``ConvAct``); its features are the unfused path's (the plain conv + activation, what
+    ``ConvAct`` runs where the op is missing or autograd is on) to float rounding."""
+    # siammlg: the shipped weights (EfficientNet-Lite0; the random-weights default is a ResNet)
+    tr = build_tracker(name, weights="random" if name == "siamfc" else None, device="cpu", precision=precision)
+    net = tr.fast if name == "siammlg" else tr._search_net
+    fused = [m for m in net.modules() if isinstance(m, common.ConvAct)]
+    acts = {m.act for m in fused}
+    assert len(fused) >= 4 and acts & {"relu", "hardtanh"}
+    if name == "siammlg":  # EfficientNet-Lite's ReLU6 blocks and its linear projections, dilated ones too
+        assert {"hardtanh", "none"} <= acts and any(m.dilation[0] > 1 for m in fused)
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(1, 3, 255, 255, generator=g) * 255).to(common.precision_dtype(precision),
+                                                            memory_format=torch.channels_last)
+    run = (lambda: net.search(x)[0]) if name == "siammlg" else (lambda: net(x))
+    with torch.no_grad():
+        got = run().float()
+        monkeypatch.setattr(common, "_CONV_ACT", None)
+        ref = run().float()
+    with torch.enable_grad():  # autograd on: the plain path even with the op present
+        monkeypatch.undo()
+        graded = run().float().detach()
+    tol = (1e-5 if precision == "fp32" else 2e-2) * float(ref.abs().max())
+    assert torch.allclose(got, ref, rtol=0, atol=tol)
+    assert torch.equal(graded, ref)
+
+
+def test_conv_act_checks_its_conv():
+    with pytest.raises(ValueError, match="zero padding"):
+        common.ConvAct(torch.nn.Conv2d(3, 4, 3, padding="same"))
+    with pytest.raises(ValueError, match="zero padding"):
+        common.ConvAct(torch.nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect"))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_cuda_paths(precision):

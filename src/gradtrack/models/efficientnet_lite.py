@@ -157,6 +157,16 @@ class ConvBNAct(nn.Sequential):
             self.conv = fuse_conv_bn_eval(self.conv.eval(), self.bn.eval())
             self.bn = nn.Identity()
 
+    def inference_conv(self) -> tuple[nn.Conv2d, nn.Module, int, int] | None:
+        """``(conv, activation, dilation, padding)`` of what the no-grad forward computes once the BN is
+        folded (``fold_bn``), for inference copies that fuse conv and activation; None when the BN is
+        still there or the input is padded TensorFlow-style (SAME, asymmetric)."""
+        if self.same or not isinstance(self.bn, nn.Identity):
+            return None
+        if self.phases > 1:
+            return self.conv, self.act, self.phases, self.phases * (self.k - 1) // 2
+        return self.conv, self.act, self.conv.dilation[0], self.conv.padding[0]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.same:  # TensorFlow SAME: the extra pixel of an even total goes to the bottom/right
             pads = []
