@@ -434,7 +434,7 @@ CONFIGS = sorted((REPO / "configs").glob("siammlg*.yaml"))
 
 
 def test_shipped_configs_load_strictly():
-    assert len(CONFIGS) == 17
+    assert len(CONFIGS) == 18
     seen = {}
     for path in CONFIGS:
         cfg = load_train_config(path)

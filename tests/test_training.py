@@ -444,3 +444,5 @@ def test_siamfc_fine_tuning_freezes_prefixes_and_scales_the_backbone_lr(tmp_path
         build_recipe(tiny_config(tmp_path, siamfc={"freeze": ["backbone.nothing"]})).build_model()
     with pytest.raises(ConfigError, match="the siamfc section applies to task: siamfc only"):
         tiny_config(tmp_path, task="gradnet", siamfc={"backbone_lr_mult": 0.5})
+    with pytest.raises(ConfigError, match="keep_checkpoints must be >= 0"):
+        tiny_config(tmp_path, keep_checkpoints=-1)

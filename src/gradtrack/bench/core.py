@@ -270,13 +270,30 @@ class _GlobalOnly:
         return False
 
 
+def _fused_op_flops() -> dict:
+    """FLOP formulas for the fused CPU ops the per-frame copies call (``trackers.common.ConvAct``): oneDNN's
+    convolution with an activation post-op counts as the convolution it is (the activation, like aten's
+    bias, is not counted)."""
+    from torch.utils.flop_counter import conv_flop_count
+
+    try:
+        packet = torch.ops.mkldnn._convolution_pointwise
+    except (AttributeError, RuntimeError):
+        return {}
+
+    def conv_pointwise_flop(x_shape, w_shape, *args, out_shape=None, **kwargs) -> int:
+        return conv_flop_count(list(x_shape), list(w_shape), list(out_shape))
+
+    return {packet: conv_pointwise_flop}
+
+
 def count_flops(run: Run, frames: list[np.ndarray], box: np.ndarray) -> float | None:
     """Mean FLOPs per update over the first :data:`FLOP_FRAMES` updates after an init (torch ops only)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     k = min(FLOP_FRAMES, len(frames) - 1)
     run.init(frames[0], box)
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping=_fused_op_flops())
     # count globally, without the per-module tracker: its backward hooks break torch.autograd.grad (GradNet's
     # and SiamMLG's online update) -- "a leaf node was passed to _will_engine_execute_node"
     counter.mod_tracker = _GlobalOnly()

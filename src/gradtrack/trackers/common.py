@@ -208,7 +208,7 @@ class ConvAct(torch.nn.Module):
     def __init__(self, conv: torch.nn.Conv2d, act: str = "none", scalars: list[float] | None = None,
                  dilation: int | None = None, padding: int | None = None):
         super().__init__()
-        if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+        if not _fusable(conv):
             raise ValueError("ConvAct needs a Conv2d with numeric zero padding")
         self.conv, self.act, self.scalars = conv, act, list(scalars or [])
         self.dilation = list(conv.dilation) if dilation is None else [dilation, dilation]
@@ -229,6 +229,11 @@ class ConvAct(torch.nn.Module):
                              self.act, self.scalars, "")
         y = torch.nn.functional.conv2d(x, c.weight, c.bias, c.stride, self.padding, self.dilation, c.groups)
         return self._act(y)
+
+
+def _fusable(conv: torch.nn.Conv2d) -> bool:
+    """Whether :class:`ConvAct` can run ``conv``: oneDNN's fused op takes numeric zero padding only."""
+    return conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
 
 
 def _act_of(module) -> tuple[str, list[float]] | None:
@@ -255,7 +260,7 @@ def _fuse_sequential(seq: torch.nn.Sequential) -> torch.nn.Sequential:
     while i < len(out):
         a = out[i]
         act = _ACTS.get(type(out[i + 1])) if i + 1 < len(out) else None
-        if type(a) is torch.nn.Conv2d and act is not None and a.padding_mode == "zeros" and not isinstance(a.padding, str):
+        if type(a) is torch.nn.Conv2d and act is not None and _fusable(a):
             fused.append(ConvAct(a, *act))
             i += 2
         else:

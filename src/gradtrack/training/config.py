@@ -170,7 +170,7 @@ class TrainConfig:
     threads: int = 0  # torch threads per process; 0 = leave the default
     deterministic: bool = False  # torch.use_deterministic_algorithms (CUDA: slower)
     checkpoint_every: int = 500
-    keep_checkpoints: int = 3
+    keep_checkpoints: int = 3  # step_N.pt files kept (the newest); 0 writes none, only last.pt / final.pt
     val_every: int = 500
     log_every: int = 10
     out: str = "runs/siamfc"
@@ -185,6 +185,8 @@ class TrainConfig:
             raise ValueError("epochs, steps_per_epoch and batch_size must be >= 1")
         if self.checkpoint_every < 1 or self.log_every < 1 or self.val_every < 1:
             raise ValueError("checkpoint_every, log_every and val_every must be >= 1")
+        if self.keep_checkpoints < 0:
+            raise ValueError(f"keep_checkpoints must be >= 0 (0: no step_N.pt files), got {self.keep_checkpoints}")
         for section, default in (("siamfc", SiamFCTrainConfig()), ("gradnet", GradNetTrainConfig()),
                                  ("siammlg", SiamMLGTrainConfig())):
             if self.task != section and getattr(self, section) != default:
