@@ -30,3 +30,6 @@ run mlg_wi025_lr020_pk010 --set window_influence=0.25 --set lr=0.2 --set penalty
 # third round: window_influence further down, and with the larger search
 run mlg_wi010 --set window_influence=0.1
 run mlg_wi015_inst287 --set window_influence=0.15 --set instance_size=287
+# the same check on siamfc_effnet (its default 0.176 = label effnet_s8; not adopted: val disagreed)
+#   scripts/eval_holdout.sh effnet_s8 siamfc_effnet -
+#   scripts/eval_holdout.sh effnet_s8_wi010 siamfc_effnet - --set window_influence=0.10   (also 0.05, 0.25)
