@@ -3,9 +3,9 @@ recorded at 0f8b567, before the tracker plumbing was shared; the siammlg entries
 weights changed to the EfficientNet-Lite0 model, 2 Dec 2026, all entries when siamfc and gradnet were
 retrained on the new train split, 2 Dec 2026, the siammlg entries again for its continued training (3,600
 steps), 2 Dec 2026, and for its default window_influence 0.15, 3 Dec 2026; see
-``tests/data/make_golden_boxes.py`` for how to regenerate it).  Default settings but precision fp32, shipped weights, CPU, one thread (as recorded), so the boxes
-must agree to 1e-3 px (siammlg: 1e-2 px, see ``TOL``); the real sequence is skipped where ``../shared`` is
-absent."""
+``tests/data/make_golden_boxes.py`` for how to regenerate it).  Default settings but precision fp32,
+shipped weights, CPU, one thread (as recorded), so the boxes must agree to 1e-3 px (siammlg: 1e-2 px, see
+``TOL``); the real sequence is skipped where ``../shared`` is absent."""
 from __future__ import annotations
 
 import importlib.util
