@@ -55,6 +55,21 @@ def test_bench_prints_stages_and_json(bench_out):
     assert bb["kind"] == "backbone" and "stages_ms" not in bb
 
 
+def test_bench_times_siammlg_stages_and_its_backbone(tmp_path):
+    """SiamMLG has the stage hooks and a backbone-only twin too (shipped weights; 6 frames span the update
+    schedule's interval)."""
+    out = tmp_path / "m.json"
+    assert main(["bench", "--tracker", "siammlg", "--source", "demo", "--frames", "6", "--repeats", "1",
+                 "--warmup", "0", "--precision", "fp32", "--json", str(out), "-q"]) == 0
+    data = json.loads(out.read_text())
+    row = _row(data, "siammlg fp32")
+    st = row["stages_ms"]
+    assert st["crop"] > 0 and st["backbone"] > 0 and st["correlation"] > 0 and st["post"] > 0
+    assert sum(v for k, v in st.items() if k != "other") <= row["stages_total_ms"] * (1 + 1e-9)
+    assert row["backbone_only_ms"] > 0 and row["vs_backbone"] > 0
+    assert _row(data, "siammlg fp32 backbone-only")["kind"] == "backbone"
+
+
 def test_bench_compare_has_the_reference(bench_out):
     _, data = bench_out
     labels = [r["label"] for r in data["rows"]]

@@ -11,10 +11,13 @@ Method
 * Stage times come from the trackers' timing hooks (:func:`gradtrack.trackers.common.stage`, free when no
   timer is installed): ``crop``, ``backbone``, ``correlation``, ``post`` (upsampling, windowing, the move),
   ``update`` (the online template update, GradNet/SiamMLG) and ``other`` (the rest of the update time).
+  SiamMLG: ``backbone`` = backbone and neck, ``correlation`` = its heads (depth-wise correlations, score,
+  mask and box branches), ``post`` = penalties, window, peak, the mask at the peak (Refine), its warp into
+  the image, contours and the move.
   On the CPU they are collected during the timed repeats; on CUDA (where they need a synchronisation at
   each boundary) in one extra, untimed pass.
-* ``backbone-only``: the tracker's own search network run on the same three search crops (frame 0 at the
-  initial box) with nothing else, the lower bound of an update; ``vs backbone`` = backbone-only time / the
+* ``backbone-only``: the tracker's own search network (``tracker.backbone_probe``) run on the same search
+  crops (three for SiamFC/GradNet, one for SiamMLG; frame 0 at the initial box) with nothing else, the lower bound of an update; ``vs backbone`` = backbone-only time / the
   tracker's update time.
 * FLOPs per frame: :class:`torch.utils.flop_counter.FlopCounterMode` over the first ``FLOP_FRAMES`` updates
   after an init (mean; GradNet's periodic update is amortised); GFLOP/s = FLOPs per frame / update time.
@@ -199,22 +202,14 @@ def gradtrack_run(name: str, device: str, precision: str, backend: str, weights=
 
 
 def backbone_run(base: Run, frame0: np.ndarray, box: np.ndarray) -> Run | None:
-    """The search network of ``base.tracker`` alone on its frame-0 search crops (None if it has none)."""
-    tr = base.tracker
-    net = getattr(tr, "_search_net", None)
-    if net is None or not hasattr(tr, "_new_state"):
+    """The search network of ``base.tracker`` alone on its frame-0 search crops (``tracker.backbone_probe``;
+    None if the tracker has none)."""
+    probe = getattr(base.tracker, "backbone_probe", None)
+    run = probe(frame0, box) if probe is not None else None
+    if run is None:
         return None
-    from ..trackers.common import search_input
-
-    st = tr._new_state(frame0, box)
-    x = search_input(tr._search_crops(frame0, st), tr.device, tr._dtype)
-
-    def update(_frame):
-        with torch.no_grad():
-            return net(x)
-
-    return Run(f"{base.label} backbone-only", "backbone", lambda f, b: None, update, precision=base.precision,
-               device=base.device, base=base.label)
+    return Run(f"{base.label} backbone-only", "backbone", lambda f, b: None, lambda _frame: run(),
+               precision=base.precision, device=base.device, base=base.label)
 
 
 def peer_runs(device: str) -> tuple[list[Run], list[str]]:

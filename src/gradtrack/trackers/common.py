@@ -564,6 +564,20 @@ class SiameseSearch:
         with stage("backbone"), torch.no_grad():
             return self._search_net(x)
 
+    def backbone_probe(self, image: np.ndarray, box: np.ndarray):
+        """A zero-argument callable running the per-frame search network alone on the search crops of
+        ``image`` at ``box`` (what ``gradtrack bench`` times as the backbone-only lower bound of an
+        update), or ``None`` where there is none (onnxruntime backend)."""
+        net = self._search_net
+        if net is None:
+            return None
+        x = search_input(self._search_crops(image, self._new_state(image, box)), self.device, self._dtype)
+
+        def run():
+            with torch.no_grad():
+                return net(x)
+        return run
+
     def _new_state(self, image: np.ndarray, box: np.ndarray) -> TargetState:
         cfg = self.cfg
         x, y, w, h = (float(v) for v in box)

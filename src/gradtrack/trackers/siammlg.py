@@ -43,7 +43,7 @@ from ..models.siammlg import SiamMLG
 from .registry import TRACKERS
 from .base import Tracker, TrackResult
 from .common import (PRECISIONS, crops_to_tensor, hann_window, inference_net, load_tracker_model, precision_dtype,
-                     resolve_device, resolve_precision, search_input, tracker_geometry)
+                     resolve_device, resolve_precision, search_input, stage, tracker_geometry)
 from .update import OnlineUpdateConfig, Sample, UpdateSchedule, blend
 
 
@@ -142,8 +142,8 @@ class SiamMLGTracker(Tracker):
         self._kernels_fast = None
         self.schedule = UpdateSchedule(self.cfg)
 
-    def _search_side(self) -> float:
-        w, h = self.size
+    def _search_side(self, size=None) -> float:
+        w, h = self.size if size is None else size
         p = self.cfg.context * (w + h)
         return math.sqrt((w + p) * (h + p)) * self.geom.instance_size / self.geom.exemplar_size
 
@@ -154,6 +154,19 @@ class SiamMLGTracker(Tracker):
         """The search crop as the per-frame network's input (its dtype, channels-last)."""
         crop = crop_and_resize(image, self.center, side, self.geom.instance_size, self.pad)
         return search_input(crop, self.device, self._dtype)
+
+    def backbone_probe(self, image: np.ndarray, box: np.ndarray):
+        """A zero-argument callable running the per-frame search network (backbone and neck) alone on the
+        search crop of ``image`` at ``box`` (``gradtrack bench``'s backbone-only lower bound of an update)."""
+        center = np.array([box[0] + box[2] / 2, box[1] + box[3] / 2], dtype=np.float64)
+        crop = crop_and_resize(image, center, self._search_side(box[2:4]), self.geom.instance_size,
+                               mean_color(image))
+        x = search_input(crop, self.device, self._dtype)
+
+        def run():
+            with torch.no_grad():
+                return self.fast.search(x)
+        return run
 
     def _search_features(self, x: torch.Tensor) -> torch.Tensor:
         """Search features of a stored sample crop for the online gradient: the per-frame network's, as fp32."""
@@ -200,16 +213,30 @@ class SiamMLGTracker(Tracker):
 
     @torch.no_grad()
     def _update(self, image: np.ndarray) -> TrackResult:
-        cfg = self.cfg
         self.frame += 1
         g = self.geom
-        H, W = image.shape[:2]
         sx = self._search_side()
         scale = sx / g.instance_size  # image pixels per crop pixel
-        x = self._search_crop(image, sx)
-        xf, low = self.fast.search(x)
-        out = self.fast.heads(self._kernels_fast, xf, full_mask=False)
-        score = torch.sigmoid(out["score"][0, 0].float()).cpu().numpy()
+        with stage("crop"):
+            x = self._search_crop(image, sx)
+        with stage("backbone"):
+            xf, low = self.fast.search(x)
+        with stage("correlation"):  # the heads: depth-wise correlations, score, mask and box branches
+            out = self.fast.heads(self._kernels_fast, xf, full_mask=False)
+            score = torch.sigmoid(out["score"][0, 0].float()).cpu().numpy()
+        with stage("post"):  # penalties, window, peak, the mask at the peak (Refine), contours, the move
+            box, conf, polygon, mask, cell = self._finish(image, out, low, score, scale)
+        with stage("update"):
+            updated = self.use_grad and self.schedule.step(
+                self.frame, conf, lambda: self._search_crop(image, self._search_side()), self._update_from).updated
+        return TrackResult(box=box, score=conf, polygon=polygon, mask=mask,
+                           extra={"cell": cell, "updated": updated, "precision": self.precision})
+
+    def _finish(self, image: np.ndarray, out: dict, low, score: np.ndarray, scale: float):
+        """Steps 2-4 of the module docstring on the heads' output ``out`` (``score``: its sigmoid): the new
+        state, and ``(box, confidence, polygon, mask, cell)``."""
+        cfg, g = self.cfg, self.geom
+        H, W = image.shape[:2]
         if score.shape[0] != g.score_size:
             raise RuntimeError(f"the network gave a {score.shape[0]}-cell score map, its config's geometry says "
                                f"{g.score_size} (model.cfg.geometry() does not describe the model)")
@@ -258,10 +285,7 @@ class SiamMLGTracker(Tracker):
         if polygon is None:
             polygon = xywh_to_polygon(box)
 
-        updated = self.use_grad and self.schedule.step(
-            self.frame, conf, lambda: self._search_crop(image, self._search_side()), self._update_from).updated
-        return TrackResult(box=box, score=conf, polygon=np.asarray(polygon, dtype=np.float64), mask=mask,
-                           extra={"cell": (int(i), int(j)), "updated": updated, "precision": self.precision})
+        return box, conf, np.asarray(polygon, dtype=np.float64), mask, (int(i), int(j))
 
     # -- helpers -----------------------------------------------------------------------------------
     def _mask_geometry(self, mask: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
