@@ -17,8 +17,8 @@ Method
   On the CPU they are collected during the timed repeats; on CUDA (where they need a synchronisation at
   each boundary) in one extra, untimed pass.
 * ``backbone-only``: the tracker's own search network (``tracker.backbone_probe``) run on the same search
-  crops (three for SiamFC/GradNet, one for SiamMLG; frame 0 at the initial box) with nothing else, the lower bound of an update; ``vs backbone`` = backbone-only time / the
-  tracker's update time.
+  crops (three for SiamFC/GradNet, one for SiamMLG; frame 0 at the initial box) with nothing else, the
+  lower bound of an update; ``vs backbone`` = backbone-only time / the tracker's update time.
 * FLOPs per frame: :class:`torch.utils.flop_counter.FlopCounterMode` over the first ``FLOP_FRAMES`` updates
   after an init (mean; GradNet's periodic update is amortised); GFLOP/s = FLOPs per frame / update time.
 * Memory: growth of this process's resident set while the tracker is built, initialised and run on a
