@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from ..config import from_dict
-from ..geometry import crop_affine, crop_and_resize, mean_color, xywh_to_polygon
+from ..geometry import crop_affine, crop_and_resize, mean_color, xywh_to_cxcywh, xywh_to_polygon
 from ..models.heads import decode_ltrb
 from ..models.siammlg import SiamMLG
 from .registry import TRACKERS
@@ -150,18 +150,18 @@ class SiamMLGTracker(Tracker):
     def _crop(self, image: np.ndarray, side: float, out: int) -> torch.Tensor:
         return crops_to_tensor(crop_and_resize(image, self.center, side, out, self.pad), self.device)
 
-    def _search_crop(self, image: np.ndarray, side: float) -> torch.Tensor:
-        """The search crop as the per-frame network's input (its dtype, channels-last)."""
-        crop = crop_and_resize(image, self.center, side, self.geom.instance_size, self.pad)
+    def _search_crop(self, image: np.ndarray, side: float, center=None, pad=None) -> torch.Tensor:
+        """The search crop as the per-frame network's input (its dtype, channels-last); centre and padding
+        colour default to the tracker's state."""
+        crop = crop_and_resize(image, self.center if center is None else center, side, self.geom.instance_size,
+                               self.pad if pad is None else pad)
         return search_input(crop, self.device, self._dtype)
 
     def backbone_probe(self, image: np.ndarray, box: np.ndarray):
         """A zero-argument callable running the per-frame search network (backbone and neck) alone on the
         search crop of ``image`` at ``box`` (``gradtrack bench``'s backbone-only lower bound of an update)."""
-        center = np.array([box[0] + box[2] / 2, box[1] + box[3] / 2], dtype=np.float64)
-        crop = crop_and_resize(image, center, self._search_side(box[2:4]), self.geom.instance_size,
-                               mean_color(image))
-        x = search_input(crop, self.device, self._dtype)
+        cxcywh = xywh_to_cxcywh(box)
+        x = self._search_crop(image, self._search_side(cxcywh[2:]), cxcywh[:2], mean_color(image))
 
         def run():
             with torch.no_grad():
