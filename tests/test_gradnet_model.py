@@ -168,3 +168,18 @@ def test_template_generalisation_gradient_is_mean_over_searches():
     g_all, _ = model.gradient(f2, xf, label, weight)
     g_each = [model.gradient(f2, xf[i:i + 1], label, weight)[0] for i in range(3)]
     torch.testing.assert_close(g_all, sum(g_each) / 3)
+
+
+def test_u2_scale_multiplies_the_bounded_correction():
+    """``u2_scale`` multiplies U2's tanh output: the correction of a scaled U2 is exactly ``s`` times the
+    unscaled one (same weights), its bound is ``s`` instead of 1, and a non-positive scale is refused."""
+    base, scaled = tiny_gradnet(seed=7), tiny_gradnet(seed=7, u2_scale=20.0)
+    assert scaled.u2.out_scale == 20.0 and base.u2.out_scale == 1.0
+    g = torch.randn(1, base.template.f2_channels, 12, 12, dtype=torch.float64) * 10
+    with torch.no_grad():
+        d1, d20 = base.u2(g), scaled.u2(g)
+    torch.testing.assert_close(d20, 20.0 * d1)
+    assert float(d1.abs().max()) <= 1.0 < float(d20.abs().max()) <= 20.0
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="output scale"):
+            GradNet(GradNetConfig(siamfc=SiamFCConfig(backbone=TINY), template=TINY, u2_scale=bad))

@@ -7,13 +7,21 @@
   search branch's spec).  ``template.stem`` gives the shallow feature ``f2`` (AlexNet: conv2 + pool2,
   ``256 x 12 x 12``; EfficientNet-Lite: the end of the stride-8 stage); ``template.head`` followed by the
   template neck is U1 (AlexNet: conv3..conv5).
-* ``u2``: 3x3 conv + BN + tanh applied to the scaled gradient ``dL/df2``.
+* ``u2``: 3x3 conv + BN + tanh applied to the scaled gradient ``dL/df2``, times ``u2_scale``.
 * the update: ``L = balanced_logistic(adjust(xcorr(U1(f2), phi(x))), centred label)``,
   ``g = dL/df2`` (autograd; ``create_graph=True`` in training for second-order gradients),
   ``f2' = f2 + U2(grad_scale * g)``, ``beta* = U1(f2')``.
+
+The tanh bounds U2's correction to ``[-u2_scale, u2_scale]`` per element.  The paper's AlexNet ``f2``
+(conv2 + pool2) has a standard deviation of about 0.4, so a bound of 1 lets the update move it by more
+than two standard deviations; EfficientNet-Lite0's stride-8 ``f2`` has one of about 8, where a bound of 1
+is an eighth of a standard deviation and the update cannot change the template (measured: loss after the
+update equal to the loss before to four digits, the template moving 0.2-0.9 %).  ``u2_scale`` restores
+the paper's ratio on other backbones (the EfficientNet GradNet configs use 20 = 8.0 / 0.4).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -36,6 +44,8 @@ class GradNetConfig:
     # divided by H*W (225 in training); our loss is not (see labels.balanced_logistic_loss), so the
     # equivalent constant is 1e4 / 225 ~= 44.
     grad_scale: float = 44.0
+    # U2's output multiplier (its tanh bounds the correction to +-u2_scale; see the module docstring)
+    u2_scale: float = 1.0
     label_radius: float = 2.0  # cells (16 px at stride 8)
     u2_kernel: int = 3
     shared_u1: bool = True  # False = the paper's "w 2U" ablation: the initial template uses its own U1
@@ -60,18 +70,22 @@ class GradNetConfig:
 
 
 class GradientUpdate(nn.Module):
-    """U2: ``tanh(BN(conv(grad_scale * g)))``."""
+    """U2: ``out_scale * tanh(BN(conv(grad_scale * g)))``."""
 
-    def __init__(self, channels: int, kernel: int = 3, grad_scale: float = 44.0):
+    def __init__(self, channels: int, kernel: int = 3, grad_scale: float = 44.0, out_scale: float = 1.0):
         super().__init__()
+        if not (out_scale > 0 and math.isfinite(out_scale)):
+            raise ValueError(f"U2's output scale must be a positive finite number, got {out_scale}")
         self.grad_scale = grad_scale
+        self.out_scale = out_scale
         self.conv = nn.Conv2d(channels, channels, kernel, padding=kernel // 2)
         self.bn = nn.BatchNorm2d(channels, eps=1e-3)
         nn.init.normal_(self.conv.weight, std=0.01)
         nn.init.zeros_(self.conv.bias)
 
     def forward(self, grad: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.bn(self.conv(grad * self.grad_scale)))
+        out = torch.tanh(self.bn(self.conv(grad * self.grad_scale)))
+        return out * self.out_scale if self.out_scale != 1.0 else out
 
 
 class GradNet(nn.Module):
@@ -83,7 +97,7 @@ class GradNet(nn.Module):
         self.template_neck = make_neck(self.template.out_channels, cfg.siamfc.neck_channels)
         if cfg.siamfc.neck_channels == 0 and self.template.out_channels != self.siamfc.backbone.out_channels:
             raise ValueError("template and search branches must output the same number of channels")
-        self.u2 = GradientUpdate(self.template.f2_channels, cfg.u2_kernel, cfg.grad_scale)
+        self.u2 = GradientUpdate(self.template.f2_channels, cfg.u2_kernel, cfg.grad_scale, cfg.u2_scale)
         self.adjust = ResponseAdjust(cfg.siamfc.adjust_scale, cfg.siamfc.adjust_learn_scale)
         # "w 2U" ablation: a second U1 for the initial template (the gradient is taken through it)
         self.u1_init = self.u1_init_neck = None

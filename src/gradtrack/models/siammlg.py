@@ -60,6 +60,7 @@ class SiamMLGConfig:
     sk_cfg: SKConfig = field(default_factory=SKConfig)
     gradient_update: bool = True
     grad_scale: float = 44.0  # see GradNetConfig.grad_scale (same loss normalisation)
+    u2_scale: float = 1.0  # U2's output multiplier: see GradNetConfig.u2_scale and gradtrack.models.gradnet
     u2_kernel: int = 3
     label_radius: float = 2.0  # cells
     mask_size: int = 63
@@ -154,7 +155,7 @@ class SiamMLG(nn.Module):
         self.mask_head = DepthwiseXCorr(cfg.neck_channels, cfg.head_hidden, cfg.mask_size ** 2)
         self.refine = Refine(cfg.head_hidden, (c0, c1, c2)) if cfg.refine else None
         self.box_head = BoxHead(cfg.neck_channels, cfg.head_hidden, cfg.total_stride) if cfg.box_head else None
-        self.u2 = GradientUpdate(c2, cfg.u2_kernel, cfg.grad_scale) if cfg.gradient_update else None
+        self.u2 = GradientUpdate(c2, cfg.u2_kernel, cfg.grad_scale, cfg.u2_scale) if cfg.gradient_update else None
         self.register_buffer("_mean", torch.tensor(_IMAGENET_MEAN).reshape(1, 3, 1, 1), persistent=False)
         self.register_buffer("_std", torch.tensor(_IMAGENET_STD).reshape(1, 3, 1, 1), persistent=False)
 
