@@ -333,6 +333,27 @@ def test_update_stage_needs_a_matching_base_checkpoint(base_ckpt):
         cfg.build_model()
 
 
+def test_update_stage_on_a_base_without_u2_starts_a_fresh_u2(tmp_path):
+    """The shipped SiamMLG is variant sk (no U2): its update stage loads every base tensor, gives U2 a fresh
+    initialisation and takes U2's own settings (u2_scale) from the update stage's model section; any other
+    model difference is still refused."""
+    torch.manual_seed(1)
+    base = train_cfg(variant="sk").build_model()
+    assert base.u2 is None
+    path = save_model(tmp_path / "sk.pt", "siammlg", base)
+    cfg = train_cfg("update", model={**SLIM, "u2_scale": 5.0}, init_from=str(path), k=2,
+                    augment={"translate": 4.0, "negative_prob": 0.0})
+    model = cfg.build_model()
+    assert model.u2 is not None and model.u2.out_scale == 5.0
+    own = model.state_dict()
+    ref = read_checkpoint(path)["state_dict"]
+    assert set(own) - set(ref) == {k for k in own if k.startswith("u2.")}
+    assert all(torch.equal(own[k], ref[k]) for k in ref)
+    cfg = train_cfg("update", model={**SLIM, "head_hidden": 16}, init_from=str(path), augment={"negative_prob": 0.0})
+    with pytest.raises(ValueError, match="another model config"):
+        cfg.build_model()
+
+
 def test_export_writes_fp16_siammlg_weights_the_tracker_loads(tmp_path):
     from gradtrack.models.siammlg import SiamMLG, SiamMLGConfig
     from gradtrack.trackers import build_tracker

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -119,10 +120,19 @@ class SiamMLGRecipe(Recipe):
                 raise ValueError(f"siammlg.init_from must be a siammlg checkpoint, {path} holds {ckpt['model']!r}")
             # compared as configs (fields added since the checkpoint was written take their defaults)
             stored = from_dict(SiamMLGConfig, _without_init(ckpt["config"]), where=f"{path} config")
+            state = ckpt["state_dict"]
+            if m.stage == "update" and model.u2 is not None:
+                # U2 is what the update stage trains: its settings are this stage's own, and a base trained
+                # without it (variant sk, the shipped weights) gets a freshly initialised U2
+                u2 = {k: getattr(model.cfg, k) for k in ("u2_scale", "grad_scale", "u2_kernel")}
+                if not stored.gradient_update:
+                    state = {**state, **{k: v for k, v in model.state_dict().items() if k.startswith("u2.")}}
+                    log.info("%s has no U2 (variant without the gradient update): U2 starts untrained", path)
+                stored = replace(stored, gradient_update=True, **u2)
             if _without_init(to_dict(stored)) != _without_init(to_dict(model.cfg)):
                 raise ValueError(f"siammlg.init_from: {path} was trained with another model config; use the same "
                                  "model section and variant as the base stage")
-            load_state(model, ckpt["state_dict"], source=str(path))
+            load_state(model, state, source=str(path))
         if m.stage == "base":
             frozen = matching_parameters(model, m.freeze, "siammlg.freeze") if m.freeze else set()
             if model.u2 is not None:
