@@ -20,7 +20,7 @@ from gradtrack.geometry import iou
 from gradtrack.trackers import build_tracker
 from gradtrack.trackers.common import shipped_weights
 
-SHIPPED = ("siamfc", "siamfc_effnet", "gradnet", "siammlg")
+SHIPPED = ("siamfc", "siamfc_effnet", "gradnet", "gradnet_alexnet", "siammlg")
 MIN_IOU = 0.55
 MIN_LEAD = 0.2
 
@@ -44,7 +44,7 @@ def test_shipped_weights_load_by_default_and_track(name, sequences):
     path = shipped_weights(name)
     assert path.is_file(), f"no shipped weights for {name}"
     ckpt = read_checkpoint(path)
-    assert ckpt["model"] == {"siamfc_effnet": "siamfc"}.get(name, name)
+    assert ckpt["model"] == {"siamfc_effnet": "siamfc", "gradnet_alexnet": "gradnet"}.get(name, name)
     stored = getattr(torch, ckpt.get("meta", {}).get("stored_dtype", "float16"))  # fp32 where fp16 lost too much
     assert all(v.dtype == stored for v in ckpt["state_dict"].values() if v.is_floating_point())
     torch.manual_seed(0)
@@ -52,8 +52,8 @@ def test_shipped_weights_load_by_default_and_track(name, sequences):
     assert not tracker.untrained and tracker.weights_source == str(path)
     assert next(tracker.model.parameters()).dtype == torch.float32
     trained = np.mean([mean_iou(tracker, seq) for seq in sequences])
-    # the same architecture with random weights (SiamMLG's shipped model is a slim config)
-    extra = {"model": ckpt["config"]} if name == "siammlg" else {}
+    # the same architecture with random weights (the shipped SiamMLG and GradNet are not their defaults)
+    extra = {"model": ckpt["config"]} if name in ("siammlg", "gradnet") else {}
     untrained = build_tracker(name, weights="random", device="cpu", **extra)
     random = np.mean([mean_iou(untrained, seq) for seq in sequences])
     assert trained > MIN_IOU, (name, trained)

@@ -27,7 +27,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden_boxes.json"
 SHARED = Path(os.environ.get("GRADTRACK_SHARED", HERE.parents[1].parent / "shared"))
-TRACKERS = ("siamfc", "gradnet", "siammlg")
+TRACKERS = ("siamfc", "gradnet", "gradnet_alexnet", "siammlg")
 NUM_FRAMES = 40
 REAL_SEQUENCE = "otb/Crossing"
 

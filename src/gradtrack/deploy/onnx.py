@@ -58,7 +58,7 @@ FORMAT_VERSION = 1
 OPSET = 17
 TOLERANCE = 1e-4
 # tracker name -> the model it runs (what `gradtrack export --tracker NAME` accepts)
-EXPORTABLE = {"siamfc": "siamfc", "siamfc_effnet": "siamfc", "gradnet": "gradnet"}
+EXPORTABLE = {"siamfc": "siamfc", "siamfc_effnet": "siamfc", "gradnet": "gradnet", "gradnet_alexnet": "gradnet"}
 NOT_EXPORTABLE = {
     "siammlg": "SiamMLG is not exported yet: its mask head gathers the map rows chosen at run time and its online "
                "update needs autograd; use backend='torch'",

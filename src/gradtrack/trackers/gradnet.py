@@ -281,13 +281,32 @@ class GradNetTracker(SiameseSearch, Tracker):
         return r, best, raw_sia[best], raw_sia
 
 
-@TRACKERS.register("gradnet")
-def build_gradnet(weights=None, device=None, backend="torch", onnx_dir=None, **overrides) -> GradNetTracker:
-    """GradNet with a :class:`gradtrack.models.GradNet` network (see :func:`gradtrack.build_tracker`)."""
-    cfg = from_dict(GradNetTrackerConfig, overrides, where="gradnet tracker config")
+def _build(name: str, weights, device, backend, onnx_dir, overrides) -> GradNetTracker:
+    model_over = overrides.pop("model", None)  # with weights="random" only (load_tracker_model checks)
+    cfg = from_dict(GradNetTrackerConfig, overrides, where=f"{name} tracker config")
     dev = resolve_device(device)
-    model, source = load_tracker_model("gradnet", weights, "gradnet", dev)
+    model, source = load_tracker_model(name, weights, "gradnet", dev, model_config=model_over)
     # onnxruntime: every graph in ORT, the update's gradient too where it is exported (analytic, AlexNet U1),
     # else torch autograd (gradtrack.deploy.onnx)
-    model = model_backend("gradnet", model, source, backend, onnx_dir, dev, overrides)
+    model = model_backend(name, model, source, backend, onnx_dir, dev, overrides)
     return GradNetTracker(model, cfg, dev, weights_source=source)
+
+
+@TRACKERS.register("gradnet")
+def build_gradnet(weights=None, device=None, backend="torch", onnx_dir=None, **overrides) -> GradNetTracker:
+    """GradNet with a :class:`gradtrack.models.GradNet` network (see :func:`gradtrack.build_tracker`).
+
+    The shipped ``weights/gradnet.pt`` is the GradNet that scored best on val: since 3 Dec 2026 the one on
+    the ImageNet EfficientNet-Lite0 SiamFC (model card ``weights/gradnet.md``); the paper's AlexNet GradNet
+    is ``gradnet_alexnet``.  ``weights="random"`` builds the default :class:`GradNetConfig` (AlexNet), the
+    architecture of the paper and of ``gradnet_alexnet``, or with ``model={...}`` that config (e.g. the
+    shipped file's: ``read_checkpoint(path)["config"]``)."""
+    return _build("gradnet", weights, device, backend, onnx_dir, overrides)
+
+
+@TRACKERS.register("gradnet_alexnet")
+def build_gradnet_alexnet(weights=None, device=None, backend="torch", onnx_dir=None, **overrides) -> GradNetTracker:
+    """The paper's GradNet on AlexNet (``weights/gradnet_alexnet.pt``, retrained on the new train split; the
+    default ``gradnet`` until 3 Dec 2026).  Its U1 is plain convolutions, so the ONNX export includes the
+    update's analytic gradient graph."""
+    return _build("gradnet_alexnet", weights, device, backend, onnx_dir, overrides)
