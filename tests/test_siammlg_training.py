@@ -455,7 +455,7 @@ CONFIGS = sorted((REPO / "configs").glob("siammlg*.yaml"))
 
 
 def test_shipped_configs_load_strictly():
-    assert len(CONFIGS) == 18
+    assert len(CONFIGS) == 19
     seen = {}
     for path in CONFIGS:
         cfg = load_train_config(path)
@@ -469,6 +469,8 @@ def test_shipped_configs_load_strictly():
             assert model.backbone.channels == (16, 24, 40, 112) and model.cfg.input_norm == "none"
         elif model is not None and "cpu" not in path.stem:
             assert model.cfg.backbone_config().channels == (64, 64, 128, 256)
+    shipped_update = seen["siammlg_effnet_update_shipped_cpu"]  # the update stage on the shipped weights
+    assert shipped_update.siammlg.stage == "update" and shipped_update.model["u2_scale"] == 20.0
     for name in ("siammlg_base", "siammlg_update"):  # the paper's recipe
         c = seen[name]
         assert (c.epochs, c.optim.lr, c.optim.momentum, c.optim.weight_decay) == (70, 1e-3, 0.9, 5e-4)
