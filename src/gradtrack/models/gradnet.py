@@ -84,8 +84,7 @@ class GradientUpdate(nn.Module):
         nn.init.zeros_(self.conv.bias)
 
     def forward(self, grad: torch.Tensor) -> torch.Tensor:
-        out = torch.tanh(self.bn(self.conv(grad * self.grad_scale)))
-        return out * self.out_scale if self.out_scale != 1.0 else out
+        return self.out_scale * torch.tanh(self.bn(self.conv(grad * self.grad_scale)))
 
 
 class GradNet(nn.Module):
