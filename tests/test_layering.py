@@ -18,6 +18,7 @@ LAYERS = {
     "deploy": 2,  # ONNX export and the onnxruntime backend (models, checkpoint); trackers import it
     "trackers": 3, "data": 3,
     "evaluation": 4, "training": 4,
+    "quantize": 4,  # gradtrack quantize: int8 graphs calibrated by running a tracker on data (trackers, data, deploy)
     "bench": 4,  # gradtrack bench: times trackers (uses trackers, io, data)
     "finetune": 4,  # train --data: composes training and evaluation; only training.cli's --data path imports it
     "visualize": 5, "cli": 5, "__main__": 5, "__init__": 5,

@@ -847,6 +847,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_optional(sub, "gradtrack.training.cli", ("train",), ("train a model",))
     _add_optional(sub, "gradtrack.bench.cli", ("bench",), ("measure tracking speed",))
     _add_optional(sub, "gradtrack.deploy.cli", ("export",), ("export a tracker's networks (ONNX)",))
+    _add_optional(sub, "gradtrack.quantize", ("quantize",), ("int8 ONNX graphs of a SiamFC tracker",))
     _add_optional(sub, "gradtrack.integrations.cli", ("vot-workspace", "vot-client"),
                   ("write a VOT toolkit workspace", "TraX client for the VOT toolkit"))
     return parser

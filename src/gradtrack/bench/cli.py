@@ -1,7 +1,7 @@
 """``gradtrack bench`` (registered into the main parser by :func:`register_cli`).
 
-    gradtrack bench [--tracker NAME ...] [--device cpu|cuda] [--precision fp32|bf16|fp16]
-                    [--backend torch|onnxruntime] [--source PATH|demo] [--box X,Y,W,H] [--frames N]
+    gradtrack bench [--tracker NAME ...] [--device cpu|cuda] [--precision fp32|bf16|fp16|int8]
+                    [--backend torch|onnxruntime] [--onnx-dir DIR] [--source PATH|demo] [--box X,Y,W,H] [--frames N]
                     [--repeats R] [--threads T] [--compare] [--json OUT] [--markdown OUT]
 
 Prints fps (median of the repeats), time per stage per frame, FLOPs per frame and achieved GFLOP/s, the
@@ -46,7 +46,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         res = run_bench(trackers, device=args.device, precision=args.precision, backend=args.backend,
                         source=args.source, frames=args.frames, repeats=args.repeats, threads=args.threads,
                         compare=args.compare, warmup=args.warmup, box=args.box, weights=args.weights,
-                        flops=not args.no_flops, log=log)
+                        flops=not args.no_flops, onnx_dir=args.onnx_dir, log=log)
     except BenchError as exc:
         raise UsageError(str(exc)) from None
     h = res.header
@@ -75,9 +75,13 @@ def register_cli(subparsers) -> None:
     p.add_argument("--tracker", action="append", default=None, metavar="NAME",
                    help=f"tracker to measure (repeatable; default: {', '.join(DEFAULT_TRACKERS)})")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16", "int8"),
                    help="search-branch precision of the gradtrack trackers (default auto = each tracker's "
-                        "default: bf16 on CPUs with AVX512-BF16/AMX and on CUDA, else fp32; fp16 needs cuda)")
+                        "default: bf16 on CPUs with AVX512-BF16/AMX and on CUDA, else fp32; fp16 needs cuda; "
+                        "int8: SiamFC trackers through int8 ONNX graphs, quantised first unless --onnx-dir)")
+    p.add_argument("--onnx-dir", default=None, metavar="DIR",
+                   help="exported graphs to run (gradtrack export / gradtrack quantize), with --backend onnxruntime "
+                        "or --precision int8")
     p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"),
                    help="network backend (onnxruntime: trackers that accept backend='onnxruntime')")
     p.add_argument("--source", default=None, metavar="PATH|demo",

@@ -47,7 +47,7 @@ REPO = Path(__file__).resolve().parents[3]
 FLOP_FRAMES = 5
 MEMORY_FRAMES = 5
 DEFAULT_SEQUENCE = "otb/Crossing"
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 BACKENDS = ("torch", "onnxruntime")
 
 
@@ -162,9 +162,46 @@ def _precision_kwargs(name: str, precision: str) -> list[dict]:
     return out
 
 
-def build_gradtrack(name: str, device: str, precision: str, backend: str, weights=None) -> Any:
+_INT8_DIRS: dict[tuple[str, str | None], Any] = {}  # (tracker, weights) -> TemporaryDirectory, for this process
+
+
+def int8_graphs(name: str, weights=None, log: Callable[[str], None] | None = None) -> Path:
+    """int8 graphs of ``name`` for ``--precision int8`` (:func:`gradtrack.quantize.quantize_tracker` into a
+    temporary folder, calibrated on the procedural suite: the bench measures speed, not accuracy)."""
+    from ..quantize import QUANTIZABLE, quantize_tracker
+
+    if name not in QUANTIZABLE:
+        raise Unsupported(f"tracker {name!r} has no int8 path (gradtrack quantize covers {', '.join(QUANTIZABLE)})")
+    key = (name, None if weights is None else str(weights))
+    if key not in _INT8_DIRS:
+        import tempfile
+
+        tmp = tempfile.TemporaryDirectory(prefix=f"gradtrack-bench-int8-{name}-")
+        (log or (lambda s: None))(f"{name}: quantising to int8 (gradtrack quantize, procedural calibration)")
+        quantize_tracker(name, tmp.name, weights=weights, sequences=4, frames=41, every=5)
+        _INT8_DIRS[key] = tmp
+    return Path(_INT8_DIRS[key].name)
+
+
+def build_gradtrack(name: str, device: str, precision: str, backend: str, weights=None, onnx_dir=None) -> Any:
     if name not in list_trackers():
         raise BenchError(f"unknown tracker {name!r}; known: {', '.join(list_trackers())}")
+    if precision == "int8":
+        if device != "cpu":
+            raise BenchError("--precision int8 runs int8 ONNX graphs on the CPU (--device cpu)")
+        d = onnx_dir if onnx_dir is not None else int8_graphs(name, weights)
+        try:
+            return build_tracker(name, weights=weights, device=device, backend="onnxruntime", onnx_dir=d)
+        except (ConfigError, TypeError, ValueError, ImportError, OSError, RuntimeError) as exc:
+            raise BenchError(f"tracker {name!r} int8: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+    if onnx_dir is not None:
+        if backend != "onnxruntime":
+            raise BenchError("--onnx-dir needs --backend onnxruntime (or --precision int8)")
+        try:
+            return build_tracker(name, weights=weights, device=device, backend=backend, onnx_dir=onnx_dir)
+        except (ConfigError, TypeError, ValueError, ImportError, OSError, RuntimeError) as exc:
+            raise BenchError(f"tracker {name!r} with --onnx-dir {onnx_dir}: {type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0]}") from None
     extra = {} if backend == "torch" else {"backend": backend}
     last: Exception | None = None
     for kw in _precision_kwargs(name, precision):
@@ -193,10 +230,11 @@ def _sync_for(device: str) -> Callable[[], None] | None:
     return torch.cuda.synchronize if device.startswith("cuda") else None
 
 
-def gradtrack_run(name: str, device: str, precision: str, backend: str, weights=None) -> Run:
-    tr = build_gradtrack(name, device, precision, backend, weights)
+def gradtrack_run(name: str, device: str, precision: str, backend: str, weights=None, onnx_dir=None) -> Run:
+    tr = build_gradtrack(name, device, precision, backend, weights, onnx_dir)
     prec = getattr(tr, "precision", None) or ("bf16" if getattr(getattr(tr, "cfg", None), "amp", False) else "fp32")
-    label = name if backend == "torch" else f"{name} [{backend}]"
+    used = getattr(getattr(tr, "model", None), "backend", "torch")
+    label = name if used == "torch" else f"{name} [{used}]"
     return Run(f"{label} {prec}", "gradtrack", tr.init, tr.update, tracker=tr, precision=prec,
                device=str(getattr(tr, "device", device)))
 
@@ -375,7 +413,7 @@ def environment(device: str) -> dict:
 def run_bench(trackers: list[str], device: str = "cpu", precision: str = "auto", backend: str = "torch",
               source=None, frames: int = 50, repeats: int = 3, threads: int | None = None, compare: bool = False,
               warmup: int = 2, box=None, weights=None, flops: bool = True, memory: bool = True,
-              log: Callable[[str], None] | None = None) -> BenchResult:
+              onnx_dir=None, log: Callable[[str], None] | None = None) -> BenchResult:
     """Measure ``trackers`` (see the module docstring); returns the header, one row per run and notes."""
     log = log or (lambda s: None)
     if precision not in PRECISIONS:
@@ -417,7 +455,9 @@ def run_bench(trackers: list[str], device: str = "cpu", precision: str = "auto",
         gc.collect()
         before = rss_mb()
         try:
-            run = gradtrack_run(name, device, precision, backend, weights)
+            if precision == "int8" and onnx_dir is None:
+                int8_graphs(name, weights, log)  # quantised before the memory probe, not charged to the tracker
+            run = gradtrack_run(name, device, precision, backend, weights, onnx_dir)
         except Unsupported as exc:
             if len(trackers) == 1:
                 raise

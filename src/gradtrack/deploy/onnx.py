@@ -64,6 +64,7 @@ NOT_EXPORTABLE = {
                "update needs autograd; use backend='torch'",
 }
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+INT8 = "int8"  # manifest "precision" of graphs from gradtrack.deploy.quantize (fp32 where absent)
 INSTALL_HINT = "pip install 'gradtrack[onnx]' (onnx, onnxruntime, onnxscript)"
 
 
@@ -428,6 +429,14 @@ def read_manifest(onnx_dir: str | Path) -> dict:
     return man
 
 
+def manifest_precision(man: dict) -> str:
+    """The precision of the graphs a manifest describes: "fp32" (exports that do not say) or "int8"."""
+    prec = man.get("precision", "fp32")
+    if prec not in ("fp32", INT8):
+        raise OnnxBackendError(f"manifest precision {prec!r} is not one gradtrack writes (fp32, {INT8})")
+    return prec
+
+
 def _check_manifest(man: dict, onnx_dir: Path, tracker: str, model: nn.Module, needed: list[str]) -> None:
     redo = f"re-export with `gradtrack export --tracker {tracker} --format onnx {onnx_dir}`"
     if man.get("tracker") != tracker:
@@ -494,6 +503,7 @@ class _OrtModel:
         self.manifest = manifest
         self.device = device
         self.threads = threads
+        self.precision = manifest_precision(manifest)
         self.graphs = {n: OrtGraph(onnx_dir / manifest["graphs"][n]["file"], device, threads) for n in self.graph_names}
 
     # the torch-module calls the trackers make on their model

@@ -128,6 +128,7 @@ def autocast(device: torch.device, enabled: bool):
 # ------------------------------------------------------------------------------------------ precision
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+INT8 = "int8"  # SiamFC only, through int8 ONNX graphs (gradtrack.deploy.quantize)
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 

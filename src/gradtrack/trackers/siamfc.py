@@ -31,7 +31,7 @@ import torch
 from ..config import from_dict
 from .registry import TRACKERS, model_backend
 from .base import Tracker, TrackResult
-from .common import (PRECISIONS, SiameseSearch, TargetState, check_common, check_scale_params, crops_to_tensor,
+from .common import (INT8, PRECISIONS, SiameseSearch, TargetState, check_common, check_scale_params, crops_to_tensor,
                      load_tracker_model, normalize_response, resolve_device, sigmoid, stage, tracker_geometry,
                      upsample_responses)
 
@@ -50,13 +50,14 @@ class SiamFCTrackerConfig:
     max_scale: float = 5.0
     min_target_size: float = 10.0  # px, shorter side (unless the initial box is smaller)
     amp: bool = False  # older switch: True = precision "bf16"
-    precision: str = "auto"  # search branch: "auto" (bf16 where fast, else fp32), "fp32", "bf16", "fp16" (CUDA)
+    precision: str = "auto"  # search branch: "auto" (bf16 where fast, else fp32), "fp32", "bf16", "fp16" (CUDA),
+    # "int8" (backend="onnxruntime" with graphs from `gradtrack quantize`; "auto" there = the graphs' precision)
     long_term: bool = False  # grow the search while lost, re-acquire (SiameseSearch._after_confidence)
 
     def validate(self) -> None:
         check_common(self)
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.precision not in PRECISIONS + (INT8,):
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS + (INT8,))}, got {self.precision!r}")
         check_scale_params(self.scale_step, self.scale_penalty, self.window_influence)
 
 
@@ -76,11 +77,17 @@ class SiamFCTracker(SiameseSearch, Tracker):
         self.weights_source = weights_source
         self.geom = tracker_geometry(self.model, self.cfg.instance_size)
         self._setup_search(self.cfg.scale_step, self.cfg.scale_penalty, self.cfg.window_influence)
-        if getattr(self.model, "backend", "torch") == "onnxruntime":  # gradtrack.deploy: fp32 ONNX graphs
-            if self.cfg.amp or self.cfg.precision not in ("fp32", "auto"):
-                raise ValueError(f"backend='onnxruntime' runs fp32 graphs; precision={self.cfg.precision!r}/amp "
-                                 "needs backend='torch'")
-            self.precision, self._search_net = "fp32", None
+        if getattr(self.model, "backend", "torch") == "onnxruntime":  # gradtrack.deploy: fp32 or int8 graphs
+            have = getattr(self.model, "precision", "fp32")
+            want = "bf16" if self.cfg.amp else self.cfg.precision
+            if want not in ("auto", have):
+                raise ValueError(f"the ONNX graphs in {getattr(self.model, 'onnx_dir', '?')} are {have}; precision="
+                                 f"{want!r} needs " + ("int8 graphs from `gradtrack quantize --tracker NAME OUT/` "
+                                                       "(onnx_dir=OUT)" if want == INT8 else "backend='torch'"))
+            self.precision, self._search_net = have, None
+        elif self.cfg.precision == INT8:
+            raise ValueError("precision='int8' runs quantised ONNX graphs: make them with `gradtrack quantize "
+                             "--tracker NAME OUT/`, then pass backend='onnxruntime', onnx_dir=OUT")
         else:
             self._setup_precision(torch.nn.Sequential(self.model.backbone, self.model.neck)
                                   if hasattr(self.model, "backbone") and hasattr(self.model, "neck") else self.model.embed)
@@ -131,6 +138,25 @@ class SiamFCTracker(SiameseSearch, Tracker):
             peak = float(raw[best].max())
         return TrackResult(box=st.box(), score=sigmoid(peak),
                            extra={"scale_index": best, "raw_peak": peak, "precision": self.precision})
+
+
+def calibration_crops(tracker: SiamFCTracker, frames, box, *, start: int = 0, max_frames: int = 100,
+                      every: int = 10) -> tuple[np.ndarray, list[np.ndarray]]:
+    """What ``tracker`` feeds its networks while it follows ``box`` (in frame ``start``) through up to
+    ``max_frames`` of ``frames``: the exemplar crop (``e x e x 3`` uint8) and the search crops (``S x s x s x
+    3``) of every ``every``-th frame, cut where the tracker searches (int8 calibration,
+    :mod:`gradtrack.quantize`)."""
+    if max_frames < 2 or every < 1:
+        raise ValueError(f"max_frames must be >= 2 and every >= 1, got {max_frames} / {every}")
+    tracker.init(frames[start], box)
+    template = tracker._exemplar_crop(frames[start], tracker.state)[0]
+    searches = []
+    for i in range(start + 1, min(len(frames), start + max_frames)):
+        frame = frames[i]
+        if (i - start) % every == 0:
+            searches.append(tracker._search_crops(frame, tracker.state))
+        tracker.update(frame)
+    return template, searches
 
 
 @TRACKERS.register("siamfc")

@@ -1,0 +1,144 @@
+"""int8 SiamFC graphs (`gradtrack quantize`, gradtrack.deploy.quantize) and the tracker's int8 path
+(skipped without onnx/onnxruntime)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+import gradtrack  # noqa: E402
+from gradtrack.cli import main  # noqa: E402
+from gradtrack.deploy.onnx import OnnxBackendError, OnnxExportError, export_onnx, load_checkpoint_model  # noqa: E402
+from gradtrack.deploy.quantize import _peak_agreement, quantize_siamfc  # noqa: E402
+from gradtrack.geometry import iou  # noqa: E402
+from gradtrack.quantize import calibration_sequences, quantize_tracker  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def int8_dir(tmp_path_factory):
+    """The shipped siamfc quantised on three short procedural sequences (~15 s)."""
+    out = tmp_path_factory.mktemp("int8") / "siamfc"
+    man = quantize_tracker("siamfc", out, sequences=3, frames=31, every=5)
+    return out, man
+
+
+@pytest.fixture(scope="module")
+def demo():
+    from gradtrack.data import synthetic
+
+    seq = synthetic.preset("demo", seed=4, num_frames=30)
+    return [seq.frames[i] for i in range(len(seq.frames))], np.asarray(seq.boxes, dtype=np.float64)
+
+
+def test_manifest_says_int8_and_how_it_was_calibrated(int8_dir):
+    out, man = int8_dir
+    assert json.loads((out / "manifest.json").read_text()) == man
+    assert man["precision"] == "int8" and man["tracker"] == "siamfc"
+    q = man["quantization"]
+    assert q["format"] == "QDQ" and "procedural" in q["calibration"]
+    assert q["calibration_samples"] + q["parity_samples"] == 3 * 6 and q["parity_samples"] == 3
+    assert q["fp32_nodes"], "the correlation (template as the conv weight) must stay fp32"
+    par = man["graphs"]["search"]["parity"]
+    assert 0 < par["rel"] < 0.05 and par["peak_agreement"] >= 0.9
+
+
+def test_int8_graph_holds_integer_convolutions(int8_dir):
+    import onnx
+
+    m = onnx.load(str(int8_dir[0] / "search.onnx"))
+    ops = [n.op_type for n in m.graph.node]
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    int8_weights = [i for i in m.graph.initializer if i.data_type == onnx.TensorProto.INT8]
+    assert len(int8_weights) >= 5  # the five AlexNet convolutions
+
+
+def test_int8_tracker_follows_the_fp32_one(int8_dir, demo):
+    frames, gt = demo
+    fp32 = gradtrack.build_tracker("siamfc", precision="fp32")
+    int8 = gradtrack.build_tracker("siamfc", backend="onnxruntime", onnx_dir=int8_dir[0])
+    assert int8.precision == "int8"
+    for tr in (fp32, int8):
+        tr.init(frames[0], gt[0])
+    for f in frames[1:]:
+        a, b = fp32.update(f), int8.update(f)
+        assert b.extra["precision"] == "int8"
+        assert iou(a.box, b.box) > 0.8
+    assert iou(b.box, gt[-1]) > 0.5
+
+
+def test_precision_and_graph_mismatches_are_errors(int8_dir):
+    with pytest.raises(ValueError, match="gradtrack quantize"):
+        gradtrack.build_tracker("siamfc", precision="int8")  # torch backend
+    with pytest.raises(ValueError, match="are int8"):
+        gradtrack.build_tracker("siamfc", backend="onnxruntime", onnx_dir=int8_dir[0], precision="fp32")
+    with pytest.raises(ValueError, match="precision"):
+        gradtrack.build_tracker("gradnet", precision="int8")
+
+
+def test_quantize_refuses_what_it_cannot_do(int8_dir, tmp_path):
+    with pytest.raises(ValueError, match="siamfc"):
+        quantize_tracker("gradnet", tmp_path / "g")
+    with pytest.raises(OnnxExportError, match="fp32 export"):  # quantising int8 graphs again
+        quantize_siamfc(int8_dir[0], tmp_path / "again", [np.zeros((127, 127, 3), np.uint8)],
+                        [(0, np.zeros((3, 255, 255, 3), np.uint8))] * 2)
+    model, source, wfile = load_checkpoint_model("siamfc")
+    src = tmp_path / "fp32"
+    export_onnx("siamfc", model, src, weights_source=source, weights_file=wfile)
+    z = np.zeros((127, 127, 3), np.uint8)
+    with pytest.raises(ValueError, match="at least one template and two"):
+        quantize_siamfc(src, tmp_path / "q", [z], [(0, np.zeros((3, 255, 255, 3), np.uint8))])
+    with pytest.raises(ValueError, match="names template 3"):
+        quantize_siamfc(src, tmp_path / "q", [z], [(3, np.zeros((3, 255, 255, 3), np.uint8))] * 2)
+    with pytest.raises(ValueError, match="uint8 crops"):
+        quantize_siamfc(src, tmp_path / "q", [z], [(0, np.zeros((3, 255, 255, 3), np.float32))] * 2)
+    with pytest.raises(ValueError, match="method"):
+        quantize_siamfc(src, tmp_path / "q", [z], [(0, np.zeros((3, 255, 255, 3), np.uint8))] * 2, method="mse")
+
+
+def test_changed_int8_graph_is_refused(int8_dir, tmp_path):
+    import shutil
+
+    d = tmp_path / "copy"
+    shutil.copytree(int8_dir[0], d)
+    with open(d / "search.onnx", "ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(OnnxBackendError, match="corrupt or was changed"):
+        gradtrack.build_tracker("siamfc", backend="onnxruntime", onnx_dir=d)
+
+
+def test_peak_agreement():
+    a = np.zeros((2, 5, 5))
+    a[0, 2, 2] = a[1, 0, 0] = 1
+    b = np.zeros((2, 5, 5))
+    b[0, 3, 3] = b[1, 4, 4] = 1
+    assert _peak_agreement(a, b) == 0.5
+
+
+def test_calibration_sequences_validate_and_describe():
+    seqs, desc = calibration_sequences(None, sequences=2, frames=5)
+    assert len(seqs) == 2 and "procedural" in desc
+    name, frames, start, box = seqs[0]
+    assert start == 0 and len(frames) >= 5 and box.shape == (4,)
+    with pytest.raises(ValueError, match="sequence"):
+        calibration_sequences(None, sequences=0)
+
+
+def test_cli_reports_errors_cleanly(tmp_path, capsys):
+    assert main(["quantize", "--tracker", "siamfc", "--calibration", str(tmp_path / "nowhere"), str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "gradtrack quantize: error:" in err and "nowhere" in err
+
+
+def test_bench_runs_given_int8_graphs(int8_dir):
+    from gradtrack.bench.core import BenchError, run_bench
+
+    res = run_bench(["siamfc"], precision="int8", onnx_dir=int8_dir[0], source="demo", frames=6, repeats=1,
+                    warmup=1, flops=False, memory=False)
+    (row,) = res.rows
+    assert row["label"] == "siamfc [onnxruntime] int8" and row["precision"] == "int8" and row["fps"] > 0
+    with pytest.raises(BenchError, match="--backend onnxruntime"):
+        run_bench(["siamfc"], precision="fp32", onnx_dir=int8_dir[0], source="demo", frames=4, repeats=1)
