@@ -127,6 +127,30 @@ def test_calibration_sequences_validate_and_describe():
         calibration_sequences(None, sequences=0)
 
 
+def test_calibration_sequences_from_a_folder_dataset(tmp_path):
+    """A folder dataset's split: sequences spread over the sorted names, each from its first annotated
+    frame; a sequence with no usable box is passed over, an empty pick is an error."""
+    import cv2
+
+    root = tmp_path / "pool"
+    for name, rows in {"a": ["nan,nan,nan,nan", "2,2,5,5", "3,3,5,5"], "b": ["1,1,4,4", "1,1,4,4"],
+                       "c": ["0,0,0,0", "0,0,0,0"]}.items():
+        (root / name / "img").mkdir(parents=True)
+        for k in range(len(rows)):
+            assert cv2.imwrite(str(root / name / "img" / f"{k + 1:04d}.png"), np.full((16, 20, 3), 40 * k, np.uint8))
+        (root / name / "groundtruth.txt").write_text("\n".join(rows) + "\n")
+    (root / "splits.json").write_text(json.dumps({"train": ["a", "b", "c"], "val": ["c"]}))
+    seqs, desc = calibration_sequences(root, "train", sequences=3, frames=10)
+    assert [s[0] for s in seqs] == ["a", "b"] and "split 'train'" in desc and "a, b" in desc
+    name, frames, start, box = seqs[0]
+    from gradtrack.data.readers import FolderDataset
+
+    assert start == 1 and box.tolist() == FolderDataset(root)["a"].boxes[1].tolist() and box[2] == 5
+    assert calibration_sequences(root, "train", sequences=1, frames=10)[0][0][0] == "a"
+    with pytest.raises(ValueError, match="annotated frame"):
+        calibration_sequences(root, "val", sequences=1, frames=10)
+
+
 def test_cli_reports_errors_cleanly(tmp_path, capsys):
     assert main(["quantize", "--tracker", "siamfc", "--calibration", str(tmp_path / "nowhere"), str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err

@@ -47,7 +47,7 @@ def calibration_sequences(root: str | Path | None = None, split: str | None = "t
     from .data.readers import FolderDataset
 
     ds = FolderDataset(root, split)
-    names = sorted(ds.names())
+    names = sorted(ds.names)
     if not names:
         raise ValueError(f"{root}: no sequences" + (f" in split {split!r}" if split else ""))
     idx = np.unique(np.linspace(0, len(names) - 1, min(sequences, len(names))).round().astype(int))

@@ -159,14 +159,21 @@ def calibration_crops(tracker: SiamFCTracker, frames, box, *, start: int = 0, ma
     return template, searches
 
 
+def _build(name: str, weights, device, backend, onnx_dir, overrides: dict, random_model=None) -> SiamFCTracker:
+    """The SiamFC tracker ``name`` on a "siamfc"-kind network (shipped, a file, or ``random_model`` for
+    weights="random"), through ``backend``."""
+    cfg = from_dict(SiamFCTrackerConfig, overrides, where=f"{name} tracker config")
+    dev = resolve_device(device)
+    random = isinstance(weights, str) and weights == "random"
+    model, source = load_tracker_model(name, weights, "siamfc", dev, random_model if random else None)
+    model = model_backend(name, model, source, backend, onnx_dir, dev, overrides)
+    return SiamFCTracker(model, cfg, dev, weights_source=source)
+
+
 @TRACKERS.register("siamfc")
 def build_siamfc(weights=None, device=None, backend="torch", onnx_dir=None, **overrides) -> SiamFCTracker:
     """SiamFC-3s with a :class:`gradtrack.models.SiamFC` network (see :func:`gradtrack.build_tracker`)."""
-    cfg = from_dict(SiamFCTrackerConfig, overrides, where="siamfc tracker config")
-    dev = resolve_device(device)
-    model, source = load_tracker_model("siamfc", weights, "siamfc", dev)
-    model = model_backend("siamfc", model, source, backend, onnx_dir, dev, overrides)
-    return SiamFCTracker(model, cfg, dev, weights_source=source)
+    return _build("siamfc", weights, device, backend, onnx_dir, overrides)
 
 
 # SiamFC on an ImageNet EfficientNet-Lite0 (blocks 0-10 dilated to stride 8, 1x1 neck to 128 channels, centre
@@ -181,10 +188,5 @@ def build_siamfc_effnet(weights=None, device=None, backend="torch", onnx_dir=Non
     """SiamFC-3s on the ImageNet-initialised EfficientNet-Lite0 backbone (``weights/siamfc_effnet.pt``).
     Its default precision is fp32, not "auto": on val its bf16 path scored -0.013 [-0.031, +0.002] success
     AUC from fp32, outside the 0.01 that the other trackers' bf16 keeps (README, Speed)."""
-    overrides = {"precision": "fp32", **overrides}
-    cfg = from_dict(SiamFCTrackerConfig, overrides, where="siamfc_effnet tracker config")
-    dev = resolve_device(device)
-    random = isinstance(weights, str) and weights == "random"
-    model, source = load_tracker_model("siamfc_effnet", weights, "siamfc", dev, EFFNET_MODEL if random else None)
-    model = model_backend("siamfc_effnet", model, source, backend, onnx_dir, dev, overrides)
-    return SiamFCTracker(model, cfg, dev, weights_source=source)
+    return _build("siamfc_effnet", weights, device, backend, onnx_dir, {"precision": "fp32", **overrides},
+                  EFFNET_MODEL)
