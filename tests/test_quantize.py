@@ -16,6 +16,7 @@ from gradtrack.deploy.onnx import OnnxBackendError, OnnxExportError, export_onnx
 from gradtrack.deploy.quantize import _peak_agreement, quantize_siamfc  # noqa: E402
 from gradtrack.geometry import iou  # noqa: E402
 from gradtrack.quantize import calibration_sequences, quantize_tracker  # noqa: E402
+from gradtrack.trackers.siamfc import shipped_int8_dir  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +57,15 @@ def test_int8_graph_holds_integer_convolutions(int8_dir):
     assert len(int8_weights) >= 5  # the five AlexNet convolutions
 
 
-def test_int8_tracker_follows_the_fp32_one(int8_dir, demo):
+@pytest.mark.parametrize("shipped", [False, True], ids=["quantised-here", "shipped-graphs"])
+def test_int8_tracker_follows_the_fp32_one(int8_dir, demo, shipped):
     frames, gt = demo
     fp32 = gradtrack.build_tracker("siamfc", precision="fp32")
-    int8 = gradtrack.build_tracker("siamfc", backend="onnxruntime", onnx_dir=int8_dir[0])
+    if shipped:  # the shipped weights' int8 graphs (weights/siamfc_int8/, calibrated on the train split)
+        int8 = gradtrack.build_tracker("siamfc", precision="int8")
+        assert int8.model.onnx_dir == shipped_int8_dir("siamfc") and int8.model.backend == "onnxruntime"
+    else:
+        int8 = gradtrack.build_tracker("siamfc", backend="onnxruntime", onnx_dir=int8_dir[0])
     assert int8.precision == "int8"
     for tr in (fp32, int8):
         tr.init(frames[0], gt[0])
@@ -71,8 +77,10 @@ def test_int8_tracker_follows_the_fp32_one(int8_dir, demo):
 
 
 def test_precision_and_graph_mismatches_are_errors(int8_dir):
-    with pytest.raises(ValueError, match="gradtrack quantize"):
-        gradtrack.build_tracker("siamfc", precision="int8")  # torch backend
+    with pytest.raises(ValueError, match="gradtrack quantize"):  # no shipped graphs for other weights
+        gradtrack.build_tracker("siamfc", weights="random", precision="int8")
+    with pytest.raises(ValueError, match="gradtrack quantize"):  # none shipped for siamfc_effnet
+        gradtrack.build_tracker("siamfc_effnet", precision="int8")
     with pytest.raises(ValueError, match="are int8"):
         gradtrack.build_tracker("siamfc", backend="onnxruntime", onnx_dir=int8_dir[0], precision="fp32")
     with pytest.raises(ValueError, match="precision"):
@@ -166,3 +174,26 @@ def test_bench_runs_given_int8_graphs(int8_dir):
     assert row["label"] == "siamfc [onnxruntime] int8" and row["precision"] == "int8" and row["fps"] > 0
     with pytest.raises(BenchError, match="--backend onnxruntime"):
         run_bench(["siamfc"], precision="fp32", onnx_dir=int8_dir[0], source="demo", frames=4, repeats=1)
+
+
+def test_shipped_int8_graphs_say_how_they_were_made():
+    """The shipped graphs belong to the shipped weights (the backend checks the state hash), were calibrated
+    on the train split (never val) and are what the bench times for --precision int8."""
+    from gradtrack.bench.core import int8_graphs
+    from gradtrack.deploy.onnx import read_manifest
+
+    d = shipped_int8_dir("siamfc")
+    man = read_manifest(d)
+    q = man["quantization"]
+    assert man["precision"] == "int8" and "split 'train'" in q["calibration"] and "val" not in q["calibration"]
+    assert man["graphs"]["search"]["parity"]["peak_agreement"] >= 0.95
+    assert int8_graphs("siamfc") == d and shipped_int8_dir("siamfc_effnet") is None
+
+
+def test_sessions_do_not_spin_between_frames(int8_dir):
+    """ORT pool threads must not busy-wait after a run (they took the cores from the tracker's Python work
+    and from whatever ran beside it: the bench's reference loop lost 40 % of its speed)."""
+    from gradtrack.deploy.onnx import _session
+
+    opts = _session(int8_dir[0] / "search.onnx", threads=2).get_session_options()
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"

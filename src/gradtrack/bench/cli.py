@@ -78,7 +78,8 @@ def register_cli(subparsers) -> None:
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16", "int8"),
                    help="search-branch precision of the gradtrack trackers (default auto = each tracker's "
                         "default: bf16 on CPUs with AVX512-BF16/AMX and on CUDA, else fp32; fp16 needs cuda; "
-                        "int8: SiamFC trackers through int8 ONNX graphs, quantised first unless --onnx-dir)")
+                        "int8: SiamFC trackers through int8 ONNX graphs: the shipped ones for the shipped siamfc "
+                        "weights, else quantised first unless --onnx-dir)")
     p.add_argument("--onnx-dir", default=None, metavar="DIR",
                    help="exported graphs to run (gradtrack export / gradtrack quantize), with --backend onnxruntime "
                         "or --precision int8")

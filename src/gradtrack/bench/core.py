@@ -26,6 +26,7 @@ Method
 """
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import platform
@@ -166,12 +167,16 @@ _INT8_DIRS: dict[tuple[str, str | None], Any] = {}  # (tracker, weights) -> Temp
 
 
 def int8_graphs(name: str, weights=None, log: Callable[[str], None] | None = None) -> Path:
-    """int8 graphs of ``name`` for ``--precision int8`` (:func:`gradtrack.quantize.quantize_tracker` into a
-    temporary folder, calibrated on the procedural suite: the bench measures speed, not accuracy)."""
+    """int8 graphs of ``name`` for ``--precision int8``: the shipped ones (``weights/<name>_int8/``) for the
+    shipped weights, else :func:`gradtrack.quantize.quantize_tracker` into a temporary folder, calibrated on
+    the procedural suite (the bench measures speed, not accuracy)."""
     from ..quantize import QUANTIZABLE, quantize_tracker
+    from ..trackers.siamfc import shipped_int8_dir
 
     if name not in QUANTIZABLE:
         raise Unsupported(f"tracker {name!r} has no int8 path (gradtrack quantize covers {', '.join(QUANTIZABLE)})")
+    if weights is None and shipped_int8_dir(name) is not None:
+        return shipped_int8_dir(name)
     key = (name, None if weights is None else str(weights))
     if key not in _INT8_DIRS:
         import tempfile
@@ -451,12 +456,15 @@ def run_bench(trackers: list[str], device: str = "cpu", precision: str = "auto",
     if memory:  # load the convolution kernels' libraries first, so the first tracker is not charged for them
         with torch.no_grad():
             torch.nn.functional.conv2d(torch.zeros(1, 3, 64, 64), torch.zeros(8, 3, 3, 3))
+    if memory and (precision == "int8" or backend == "onnxruntime"):
+        with contextlib.suppress(ImportError):  # the onnxruntime library itself is shared, like torch's
+            import onnxruntime  # noqa: F401
     for name in trackers:
         gc.collect()
-        before = rss_mb()
         try:
             if precision == "int8" and onnx_dir is None:
                 int8_graphs(name, weights, log)  # quantised before the memory probe, not charged to the tracker
+            before = rss_mb()
             run = gradtrack_run(name, device, precision, backend, weights, onnx_dir)
         except Unsupported as exc:
             if len(trackers) == 1:

@@ -310,6 +310,10 @@ def _session(path: Path, threads: int | None = None, providers=None):
     opts.intra_op_num_threads = int(threads or torch.get_num_threads())
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
+    # No busy-waiting between runs: a tracker calls the graph once a frame with Python work in between, and
+    # spinning pool threads would take those cores from it (and from anything else timed beside it).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), sess_options=opts, providers=providers or ["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - ORT raises its own types for unreadable/invalid models

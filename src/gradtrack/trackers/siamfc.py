@@ -31,9 +31,9 @@ import torch
 from ..config import from_dict
 from .registry import TRACKERS, model_backend
 from .base import Tracker, TrackResult
-from .common import (INT8, PRECISIONS, SiameseSearch, TargetState, check_common, check_scale_params, crops_to_tensor,
-                     load_tracker_model, normalize_response, resolve_device, sigmoid, stage, tracker_geometry,
-                     upsample_responses)
+from .common import (INT8, PRECISIONS, WEIGHTS_DIR, SiameseSearch, TargetState, check_common, check_scale_params,
+                     crops_to_tensor, load_tracker_model, normalize_response, resolve_device, sigmoid, stage,
+                     tracker_geometry, upsample_responses)
 
 
 @dataclass
@@ -51,7 +51,8 @@ class SiamFCTrackerConfig:
     min_target_size: float = 10.0  # px, shorter side (unless the initial box is smaller)
     amp: bool = False  # older switch: True = precision "bf16"
     precision: str = "auto"  # search branch: "auto" (bf16 where fast, else fp32), "fp32", "bf16", "fp16" (CUDA),
-    # "int8" (backend="onnxruntime" with graphs from `gradtrack quantize`; "auto" there = the graphs' precision)
+    # "int8" (onnxruntime: the shipped weights' graphs in weights/siamfc_int8/, or backend="onnxruntime" with
+    # onnx_dir= graphs from `gradtrack quantize`; "auto" with an onnx_dir = the graphs' precision)
     long_term: bool = False  # grow the search while lost, re-acquire (SiameseSearch._after_confidence)
 
     def validate(self) -> None:
@@ -86,8 +87,9 @@ class SiamFCTracker(SiameseSearch, Tracker):
                                                        "(onnx_dir=OUT)" if want == INT8 else "backend='torch'"))
             self.precision, self._search_net = have, None
         elif self.cfg.precision == INT8:
-            raise ValueError("precision='int8' runs quantised ONNX graphs: make them with `gradtrack quantize "
-                             "--tracker NAME OUT/`, then pass backend='onnxruntime', onnx_dir=OUT")
+            raise ValueError("precision='int8' runs quantised ONNX graphs: the shipped siamfc weights come with "
+                             "them (build_tracker('siamfc', precision='int8')); for other weights make them with "
+                             "`gradtrack quantize --tracker NAME OUT/`, then pass backend='onnxruntime', onnx_dir=OUT")
         else:
             self._setup_precision(torch.nn.Sequential(self.model.backbone, self.model.neck)
                                   if hasattr(self.model, "backbone") and hasattr(self.model, "neck") else self.model.embed)
@@ -159,11 +161,21 @@ def calibration_crops(tracker: SiamFCTracker, frames, box, *, start: int = 0, ma
     return template, searches
 
 
+def shipped_int8_dir(name: str):
+    """``weights/<name>_int8/`` (int8 graphs of the shipped weights from `gradtrack quantize`), None if absent."""
+    d = WEIGHTS_DIR / f"{name}_int8"
+    return d if (d / "manifest.json").is_file() else None
+
+
 def _build(name: str, weights, device, backend, onnx_dir, overrides: dict, random_model=None) -> SiamFCTracker:
     """The SiamFC tracker ``name`` on a "siamfc"-kind network (shipped, a file, or ``random_model`` for
     weights="random"), through ``backend``."""
     cfg = from_dict(SiamFCTrackerConfig, overrides, where=f"{name} tracker config")
     dev = resolve_device(device)
+    if cfg.precision == INT8 and backend == "torch" and onnx_dir is None and weights is None:
+        onnx_dir = shipped_int8_dir(name)  # the shipped weights' int8 graphs, calibrated on the train split
+        if onnx_dir is not None:
+            backend = "onnxruntime"
     random = isinstance(weights, str) and weights == "random"
     model, source = load_tracker_model(name, weights, "siamfc", dev, random_model if random else None)
     model = model_backend(name, model, source, backend, onnx_dir, dev, overrides)
