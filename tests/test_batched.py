@@ -6,6 +6,7 @@ import pytest
 import gradtrack
 from gradtrack.data import synthetic
 from gradtrack.trackers.batched import BatchedTracker, SlotError
+from gradtrack.trackers.common import resolve_precision
 
 
 def _seqs():
@@ -34,7 +35,13 @@ def _batched(bt, seqs):
     return [np.stack(o) for o in out]
 
 
-@pytest.mark.parametrize("name,kw", [("siamfc", {}), ("gradnet", {"online_update": False}), ("gradnet", {})])
+# siamfc's "auto" may mean int8 through onnxruntime (CPUs without AMX), which is not batched: the torch
+# precision "auto" would pick otherwise.
+TORCH_AUTO = resolve_precision("auto", False, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("name,kw", [("siamfc", {"precision": TORCH_AUTO}), ("gradnet", {"online_update": False}),
+                                     ("gradnet", {})])
 def test_batched_equals_one_by_one(name, kw):
     tracker = gradtrack.build_tracker(name, device="cpu", **kw)
     seqs = _seqs()
@@ -84,11 +91,11 @@ def test_bad_frame_names_slot_and_moves_nothing():
 
 
 def test_fallback_loops_and_says_why():
-    tracker = gradtrack.build_tracker("siamfc", device="cpu", long_term=True)
+    tracker = gradtrack.build_tracker("siamfc", device="cpu", long_term=True, precision=TORCH_AUTO)
     bt = BatchedTracker(tracker)
     assert not bt.batched and "long_term" in bt.fallback_reason
     seqs = _seqs()[:2]
-    ref = _one_by_one(gradtrack.build_tracker("siamfc", device="cpu", long_term=True), seqs)
+    ref = _one_by_one(gradtrack.build_tracker("siamfc", device="cpu", long_term=True, precision=TORCH_AUTO), seqs)
     got = _batched(bt, seqs)
     for r, g in zip(ref, got):
         assert np.abs(r - g).max() < 1e-3

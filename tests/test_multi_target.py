@@ -1,16 +1,21 @@
 """MultiTracker and `gradtrack track --box A --box B`: one pass, per-target files, same boxes as one tracker each."""
 import numpy as np
 import pytest
+import torch
 
 import gradtrack
 from gradtrack.data import synthetic
+from gradtrack.trackers.common import resolve_precision
+
+# The torch precision "auto" picks here (siamfc's auto may be int8 through onnxruntime, which is not batched).
+TORCH_AUTO = resolve_precision("auto", False, torch.device("cpu"))
 
 
 def test_multitracker_matches_single_trackers():
     s = synthetic.preset("distractors", seed=0, num_frames=5, size=(192, 144))
     b0 = np.asarray(s.boxes[0], float)
     boxes = [b0, b0 + np.array([20.0, 10.0, 0, 0])]
-    mt = gradtrack.MultiTracker("siamfc", device="cpu")
+    mt = gradtrack.MultiTracker("siamfc", device="cpu", precision=TORCH_AUTO)
     assert mt.batched
     mt.init(s.frames[0], boxes)
     got = [[b] for b in boxes]
@@ -19,7 +24,7 @@ def test_multitracker_matches_single_trackers():
         assert len(res) == 2
         for k, r in enumerate(res):
             got[k].append(r.box)
-    single = gradtrack.build_tracker("siamfc", device="cpu")
+    single = gradtrack.build_tracker("siamfc", device="cpu", precision=TORCH_AUTO)
     for k, b in enumerate(boxes):
         ref, _ = single.track([s.frames[i] for i in range(len(s.frames))], b)
         assert np.abs(np.stack(got[k]) - ref).max() < 1e-3

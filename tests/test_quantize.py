@@ -197,3 +197,27 @@ def test_sessions_do_not_spin_between_frames(int8_dir):
 
     opts = _session(int8_dir[0] / "search.onnx", threads=2).get_session_options()
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_auto_precision_picks_int8_only_on_cpus_without_amx(monkeypatch):
+    """precision="auto" (the default): the shipped int8 graphs for the shipped weights on a CPU without AMX,
+    with onnxruntime installed; the torch path otherwise, and whenever anything else is asked for."""
+    import gradtrack.trackers.siamfc as sf
+    from gradtrack import MultiTracker
+
+    monkeypatch.setattr(sf, "cpu_bf16_flags", lambda: ("avx512_bf16",))  # an AMD Zen 4
+    t = gradtrack.build_tracker("siamfc")
+    assert t.precision == "int8" and t.model.onnx_dir == shipped_int8_dir("siamfc")
+    for kw in ({"precision": "fp32"}, {"precision": "bf16"}, {"amp": True}, {"weights": "random"},
+               {"backend": "onnxruntime"}):
+        assert gradtrack.build_tracker("siamfc", **kw).precision != "int8", kw
+    assert gradtrack.build_tracker("siamfc_effnet").precision == "fp32"  # no int8 graphs shipped for it
+    multi = MultiTracker("siamfc")
+    assert not multi.batched and "precision='bf16'" in multi.fallback_reason
+    assert MultiTracker("siamfc", precision="fp32").batched
+    for flags in (("amx_bf16", "avx512_bf16"), None):  # AMX (bf16 is faster there) / flags unreadable
+        monkeypatch.setattr(sf, "cpu_bf16_flags", lambda flags=flags: flags)
+        assert gradtrack.build_tracker("siamfc").precision in ("bf16", "fp32")
+    monkeypatch.setattr(sf, "cpu_bf16_flags", lambda: ())
+    monkeypatch.setattr(sf.importlib.util, "find_spec", lambda name, *a: None)  # onnxruntime not installed
+    assert gradtrack.build_tracker("siamfc").precision in ("bf16", "fp32")

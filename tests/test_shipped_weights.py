@@ -50,7 +50,10 @@ def test_shipped_weights_load_by_default_and_track(name, sequences):
     torch.manual_seed(0)
     tracker = build_tracker(name, device="cpu")
     assert not tracker.untrained and tracker.weights_source == str(path)
-    assert next(tracker.model.parameters()).dtype == torch.float32
+    if getattr(tracker.model, "backend", "torch") == "torch":
+        assert next(tracker.model.parameters()).dtype == torch.float32
+    else:  # siamfc's default on CPUs without AMX: the shipped int8 graphs of these weights
+        assert name == "siamfc" and tracker.precision == "int8"
     trained = np.mean([mean_iou(tracker, seq) for seq in sequences])
     # the same architecture with random weights (the shipped SiamMLG and GradNet are not their defaults)
     extra = {"model": ckpt["config"]} if name in ("siammlg", "gradnet") else {}

@@ -455,7 +455,7 @@ CONFIGS = sorted((REPO / "configs").glob("siammlg*.yaml"))
 
 
 def test_shipped_configs_load_strictly():
-    assert len(CONFIGS) == 19
+    assert len(CONFIGS) == 20
     seen = {}
     for path in CONFIGS:
         cfg = load_train_config(path)

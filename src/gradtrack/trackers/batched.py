@@ -55,7 +55,8 @@ def _batch_kind(tracker) -> tuple[str | None, str]:
     if kind is None:
         return None, f"{type(tracker).__name__} ({getattr(tracker, 'name', '?')}) has no batched search"
     if getattr(tracker, "_search_net", None) is None or getattr(tracker.model, "backend", "torch") != "torch":
-        return None, "backend='onnxruntime' is not batched"
+        return None, (f"backend='onnxruntime' ({getattr(tracker, 'precision', 'fp32')} graphs) is not batched; "
+                      "precision='bf16' or 'fp32' runs the batched torch path")
     if kind == "gradnet" and tracker._search_net is tracker.model.search_features:  # pragma: no cover - ORT
         return None, "backend='onnxruntime' is not batched"
     if getattr(tracker.cfg, "long_term", False):

@@ -23,6 +23,7 @@ Speed) at several times the fp32 speed on AMX CPUs.  The correlation is fp32 in 
 """
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +33,7 @@ from ..config import from_dict
 from .registry import TRACKERS, model_backend
 from .base import Tracker, TrackResult
 from .common import (INT8, PRECISIONS, WEIGHTS_DIR, SiameseSearch, TargetState, check_common, check_scale_params,
-                     crops_to_tensor, load_tracker_model, normalize_response, resolve_device, sigmoid, stage,
+                     cpu_bf16_flags, crops_to_tensor, load_tracker_model, normalize_response, resolve_device, sigmoid, stage,
                      tracker_geometry, upsample_responses)
 
 
@@ -167,15 +168,29 @@ def shipped_int8_dir(name: str):
     return d if (d / "manifest.json").is_file() else None
 
 
+def auto_int8_dir(name: str, cfg: SiamFCTrackerConfig, device: torch.device):
+    """The shipped int8 graphs where ``precision="auto"`` (with the shipped weights, torch backend, no
+    onnx_dir) runs them, else None: on a CPU whose flags are readable and show no AMX (there bf16 is slow:
+    on an AMD Zen 4 with AVX512-BF16, int8 made 2.4-3.3x the reference loop against bf16's 1.8x; with AMX
+    bf16 made 3.1x), with onnxruntime installed and ``amp`` off."""
+    if cfg.precision != "auto" or cfg.amp or device.type != "cpu" or importlib.util.find_spec("onnxruntime") is None:
+        return None
+    flags = cpu_bf16_flags()
+    if flags is None or "amx_bf16" in flags:
+        return None
+    return shipped_int8_dir(name)
+
+
 def _build(name: str, weights, device, backend, onnx_dir, overrides: dict, random_model=None) -> SiamFCTracker:
     """The SiamFC tracker ``name`` on a "siamfc"-kind network (shipped, a file, or ``random_model`` for
-    weights="random"), through ``backend``."""
+    weights="random"), through ``backend``; the shipped weights run their shipped int8 graphs for
+    ``precision="int8"`` and, on CPUs without AMX, for ``"auto"`` (:func:`auto_int8_dir`)."""
     cfg = from_dict(SiamFCTrackerConfig, overrides, where=f"{name} tracker config")
     dev = resolve_device(device)
-    if cfg.precision == INT8 and backend == "torch" and onnx_dir is None and weights is None:
-        onnx_dir = shipped_int8_dir(name)  # the shipped weights' int8 graphs, calibrated on the train split
-        if onnx_dir is not None:
-            backend = "onnxruntime"
+    if backend == "torch" and onnx_dir is None and weights is None:
+        chosen = shipped_int8_dir(name) if cfg.precision == INT8 else auto_int8_dir(name, cfg, dev)
+        if chosen is not None:
+            backend, onnx_dir = "onnxruntime", chosen
     random = isinstance(weights, str) and weights == "random"
     model, source = load_tracker_model(name, weights, "siamfc", dev, random_model if random else None)
     model = model_backend(name, model, source, backend, onnx_dir, dev, overrides)
