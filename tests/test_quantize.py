@@ -221,3 +221,11 @@ def test_auto_precision_picks_int8_only_on_cpus_without_amx(monkeypatch):
     monkeypatch.setattr(sf, "cpu_bf16_flags", lambda: ())
     monkeypatch.setattr(sf.importlib.util, "find_spec", lambda name, *a: None)  # onnxruntime not installed
     assert gradtrack.build_tracker("siamfc").precision in ("bf16", "fp32")
+
+
+def test_bench_warms_onnxruntime_before_measuring_memory():
+    """warm_runtime builds and runs a one-node graph this onnxruntime accepts (an IR version too new for it
+    failed here once), so the bench does not charge the runtime's one-time set-up to the first tracker."""
+    from gradtrack.deploy.onnx import warm_runtime
+
+    warm_runtime()

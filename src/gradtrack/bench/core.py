@@ -456,9 +456,11 @@ def run_bench(trackers: list[str], device: str = "cpu", precision: str = "auto",
     if memory:  # load the convolution kernels' libraries first, so the first tracker is not charged for them
         with torch.no_grad():
             torch.nn.functional.conv2d(torch.zeros(1, 3, 64, 64), torch.zeros(8, 3, 3, 3))
-    if memory and (precision == "int8" or backend == "onnxruntime"):
-        with contextlib.suppress(ImportError):  # the onnxruntime library itself is shared, like torch's
-            import onnxruntime  # noqa: F401
+    if memory:  # likewise onnxruntime's one-time set-up (int8 and onnxruntime trackers), where installed
+        from ..deploy.onnx import OnnxBackendError, warm_runtime
+
+        with contextlib.suppress(OnnxBackendError):
+            warm_runtime()
     for name in trackers:
         gc.collect()
         try:

@@ -321,6 +321,22 @@ def _session(path: Path, threads: int | None = None, providers=None):
                                f"{str(exc).strip().splitlines()[0][:300]}); re-export it with `gradtrack export`") from None
 
 
+def warm_runtime() -> None:
+    """Create and run a one-node session, so that onnxruntime's one-time set-up (kernel registry, thread
+    pools: about 40 MB resident) is paid before anything is measured (``gradtrack bench`` charges a tracker
+    only what it adds, as it does for torch's convolution libraries)."""
+    ort, onnx = _require("onnxruntime"), _require("onnx")
+    h = onnx.helper
+    graph = h.make_graph([h.make_node("Relu", ["x"], ["y"])], "warm",
+                         [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 8])],
+                         [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 8])])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)], ir_version=8)
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"])
+    sess.run(None, {"x": np.zeros((1, 8), np.float32)})
+
+
 def parity(expected: np.ndarray, got: np.ndarray) -> dict[str, float]:
     """``max_abs`` difference, the ``range`` of the reference and their ratio ``rel``."""
     if expected.shape != got.shape:
