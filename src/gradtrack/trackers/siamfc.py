@@ -19,7 +19,9 @@ template stays fp32.  The precision used is ``tracker.precision`` and ``TrackRes
 ``gradtrack bench`` measures the speed of each.  The default is "auto": on val, bf16 search features
 scored +0.001 [+0.000, +0.001] success AUC from fp32 (paired 90 % interval over the 16 sequences; README,
 Speed) at several times the fp32 speed on AMX CPUs.  The correlation is fp32 in every precision.
-``siamfc_effnet`` defaults to fp32 (its bf16 was not within 0.01 of fp32).
+``siamfc_effnet`` defaults to fp32 (its bf16 was not within 0.01 of fp32).  "int8" runs int8 ONNX graphs
+through onnxruntime (the shipped weights come with them, ``weights/siamfc_int8/``; val -0.004 [-0.008,
+-0.001] from fp32); on a CPU without AMX, "auto" picks them for the shipped weights (:func:`auto_int8_dir`).
 """
 from __future__ import annotations
 
@@ -33,8 +35,8 @@ from ..config import from_dict
 from .registry import TRACKERS, model_backend
 from .base import Tracker, TrackResult
 from .common import (INT8, PRECISIONS, WEIGHTS_DIR, SiameseSearch, TargetState, check_common, check_scale_params,
-                     cpu_bf16_flags, crops_to_tensor, load_tracker_model, normalize_response, resolve_device, sigmoid, stage,
-                     tracker_geometry, upsample_responses)
+                     cpu_bf16_flags, crops_to_tensor, load_tracker_model, normalize_response, resolve_device,
+                     sigmoid, stage, tracker_geometry, upsample_responses)
 
 
 @dataclass
@@ -51,7 +53,8 @@ class SiamFCTrackerConfig:
     max_scale: float = 5.0
     min_target_size: float = 10.0  # px, shorter side (unless the initial box is smaller)
     amp: bool = False  # older switch: True = precision "bf16"
-    precision: str = "auto"  # search branch: "auto" (bf16 where fast, else fp32), "fp32", "bf16", "fp16" (CUDA),
+    precision: str = "auto"  # search branch: "auto" (bf16 where fast, else fp32; the shipped siamfc weights on
+    # a CPU without AMX: their int8 graphs, see auto_int8_dir), "fp32", "bf16", "fp16" (CUDA),
     # "int8" (onnxruntime: the shipped weights' graphs in weights/siamfc_int8/, or backend="onnxruntime" with
     # onnx_dir= graphs from `gradtrack quantize`; "auto" with an onnx_dir = the graphs' precision)
     long_term: bool = False  # grow the search while lost, re-acquire (SiameseSearch._after_confidence)
