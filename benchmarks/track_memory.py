@@ -35,16 +35,17 @@ def write_video(path: Path, frames: int, size=(1920, 1080)) -> tuple[float, floa
     return tuple(float(v) for v in seq.boxes[0])
 
 
-def peak_rss_mb(cmd: list[str]) -> tuple[float, float, int]:
+def peak_rss_mb(cmd: list[str], env: dict) -> tuple[float, float, int]:
     """``(peak RSS MB, seconds, exit status)`` of ``cmd`` run alone in a fresh child process."""
     # ru_maxrss of RUSAGE_CHILDREN is the maximum over all waited-for children: run each command through
     # a fresh Python parent so earlier runs do not mask it.
     probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
              "rc = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL); "
              "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.perf_counter() - t, rc)")
-    out = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True, check=True)
-    kb, secs, rc = out.stdout.split()
-    return int(kb) / 1024.0, float(secs), int(rc)
+    out = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True, check=True, env=env)
+    maxrss, secs, rc = out.stdout.split()
+    per_mb = 1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0  # ru_maxrss: bytes on macOS, else kB
+    return int(maxrss) / per_mb, float(secs), int(rc)
 
 
 def main(argv=None) -> int:
@@ -59,17 +60,15 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="gradtrack-mem-") as tmp:
         video = Path(tmp) / "video_1080p.mp4"
         box = write_video(video, args.frames)
-        print(f"video: 1920x1080, {args.frames} frames; box {box}; limit 1024 MB; "
-              f"resource max RSS units: kB ({sys.platform})")
+        print(f"video: 1920x1080, {args.frames} frames; box {box}; limit 1024 MB; OMP_NUM_THREADS={args.threads}")
         print("| tracker | peak RSS MB | wall s | fps | exit |")
         print("|---|---|---|---|---|")
-        env_threads = str(args.threads)
-        os.environ.setdefault("OMP_NUM_THREADS", env_threads)
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}  # torch (and so onnxruntime) threads
         for name in trackers:
             out = Path(tmp) / f"{name}.mp4"
             cmd = [sys.executable, "-m", "gradtrack", "track", str(video), "--box", ",".join(f"{v:.1f}" for v in box),
                    "--tracker", name, "--out", str(out), "--boxes", str(out.with_suffix(".txt")), "-q"]
-            mb, secs, rc = peak_rss_mb(cmd)
+            mb, secs, rc = peak_rss_mb(cmd, env)
             print(f"| {name} | {mb:.0f} | {secs:.1f} | {args.frames / secs:.1f} | {rc} |")
     return 0
 

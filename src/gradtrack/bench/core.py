@@ -175,8 +175,9 @@ def int8_graphs(name: str, weights=None, log: Callable[[str], None] | None = Non
 
     if name not in QUANTIZABLE:
         raise Unsupported(f"tracker {name!r} has no int8 path (gradtrack quantize covers {', '.join(QUANTIZABLE)})")
-    if weights is None and shipped_int8_dir(name) is not None:
-        return shipped_int8_dir(name)
+    shipped = shipped_int8_dir(name) if weights is None else None
+    if shipped is not None:
+        return shipped
     key = (name, None if weights is None else str(weights))
     if key not in _INT8_DIRS:
         import tempfile

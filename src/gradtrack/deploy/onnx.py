@@ -304,7 +304,8 @@ def _export_one(spec: GraphSpec, model: nn.Module, path: Path, opset: int, expor
         raise ValueError(f"exporter must be 'torchscript' or 'dynamo', got {exporter!r}")
 
 
-def _session(path: Path, threads: int | None = None, providers=None):
+def _session(path: Path | bytes, threads: int | None = None, providers=None):
+    """An onnxruntime session on the graph file ``path`` (or a serialised graph) with gradtrack's options."""
     ort = _require("onnxruntime")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = int(threads or torch.get_num_threads())
@@ -314,10 +315,12 @@ def _session(path: Path, threads: int | None = None, providers=None):
     # spinning pool threads would take those cores from it (and from anything else timed beside it).
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    graph = path if isinstance(path, bytes) else str(path)
     try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=providers or ["CPUExecutionProvider"])
+        return ort.InferenceSession(graph, sess_options=opts, providers=providers or ["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - ORT raises its own types for unreadable/invalid models
-        raise OnnxBackendError(f"{path}: onnxruntime cannot load this graph ({type(exc).__name__}: "
+        where = "in-memory graph" if isinstance(path, bytes) else path
+        raise OnnxBackendError(f"{where}: onnxruntime cannot load this graph ({type(exc).__name__}: "
                                f"{str(exc).strip().splitlines()[0][:300]}); re-export it with `gradtrack export`") from None
 
 
@@ -325,16 +328,13 @@ def warm_runtime() -> None:
     """Create and run a one-node session, so that onnxruntime's one-time set-up (kernel registry, thread
     pools: about 40 MB resident) is paid before anything is measured (``gradtrack bench`` charges a tracker
     only what it adds, as it does for torch's convolution libraries)."""
-    ort, onnx = _require("onnxruntime"), _require("onnx")
+    onnx = _require("onnx")
     h = onnx.helper
     graph = h.make_graph([h.make_node("Relu", ["x"], ["y"])], "warm",
                          [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 8])],
                          [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 8])])
     model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)], ir_version=8)
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"])
-    sess.run(None, {"x": np.zeros((1, 8), np.float32)})
+    _session(model.SerializeToString()).run(None, {"x": np.zeros((1, 8), np.float32)})
 
 
 def parity(expected: np.ndarray, got: np.ndarray) -> dict[str, float]:
