@@ -251,3 +251,23 @@ def test_cuda_paths(precision):
                          warmup=0, weights="random")
     row = next(r for r in res.rows if r["label"] == f"siamfc {precision}")
     assert row["fps"] > 0 and sum(row["stages_ms"].values()) > 0 and "gpu" in res.header
+
+
+def test_memory_is_measured_in_a_fresh_process_per_run(bench_out):
+    """Each run's memory comes from its own interpreter (so no run is credited with memory an earlier one
+    freed): the first live tracker and a second one beside it, for gradtrack's trackers and the peers."""
+    text, data = bench_out
+    assert "RSS MB first / another" in text
+    for label in ("siamfc fp32", "reference_siamfc fp32"):
+        row = _row(data, label)
+        assert row["rss_added_mb"] > 0 and row["rss_another_mb"] >= 0
+    assert "rss_added_mb" not in _row(data, "siamfc fp32 backbone-only")
+
+
+def test_memory_probe_that_fails_says_why():
+    from gradtrack.bench.memory import measure
+
+    frames = [np.zeros((64, 64, 3), np.uint8)] * 3
+    got, why = measure({"tracker": "no_such_tracker", "device": "cpu", "precision": "auto", "backend": "torch"},
+                       frames, np.array([10.0, 10, 20, 20]), threads=1)
+    assert got is None and "unknown tracker 'no_such_tracker'" in why

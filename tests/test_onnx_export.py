@@ -184,3 +184,53 @@ def test_cli_export_and_errors(tmp_path, capsys):
     assert "SiamMLG is not exported" in capsys.readouterr().err
     assert main(["export", "--tracker", "siamfc", "--weights", str(tmp_path / "nope.pt"), str(tmp_path / "o")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
+
+
+def test_trackers_on_the_same_graphs_share_their_sessions(exported, demo, tmp_path):
+    """Sessions are read-only, so trackers on the same graph files share them (a second live tracker adds
+    its state, not another copy of the weights and arena); the template graph, run once per sequence, gets
+    the light session; a rewritten file gets a new session; sharing changes no box."""
+    import gc
+
+    from gradtrack.deploy.onnx import _SharedSession
+
+    out, _, _ = exported
+    frames, box = demo
+    a = gradtrack.build_tracker("siamfc", backend="onnxruntime", onnx_dir=out)
+    alone = _track(a, frames, box)
+    b = gradtrack.build_tracker("siamfc", backend="onnxruntime", onnx_dir=out)
+    for g in ("template", "search"):
+        assert a.model.graphs[g].session is b.model.graphs[g].session
+    a.init(frames[0], box)
+    b.init(frames[0], box[[0, 1, 3, 2]] * 0.8)  # another target: the state stays per tracker
+    both = np.array([a.update(f).box for f in frames[1:]])
+    [b.update(f) for f in frames[1:]]
+    np.testing.assert_array_equal(both, alone)
+    level = ort.GraphOptimizationLevel
+    assert a.model.graphs["template"].session.get_session_options().graph_optimization_level == level.ORT_ENABLE_BASIC
+    assert a.model.graphs["search"].session.get_session_options().graph_optimization_level == level.ORT_ENABLE_ALL
+
+    other = tmp_path / "copy"
+    shutil.copytree(out, other)
+    c = gradtrack.build_tracker("siamfc", backend="onnxruntime", onnx_dir=other)
+    assert c.model.graphs["search"].session is not a.model.graphs["search"].session
+    live = len(_SharedSession._live)
+    del c
+    gc.collect()
+    assert len(_SharedSession._live) == live - 2  # freed with their last tracker
+
+
+def test_search_graph_one_scale_at_a_time_equals_one_batch(exported):
+    """The backend runs the search graph one crop at a time (a third of the activation memory): the maps
+    equal one batched run."""
+    from gradtrack.deploy.onnx import crops_nchw
+
+    out, _, model = exported
+    be = load_backend("siamfc", model, out)
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (3, 255, 255, 3), dtype=np.uint8)
+    zf = be.embed(torch.from_numpy(crops_nchw(crops[:1, 64:191, 64:191])))
+    got = be.responses(crops, zf)
+    ref = be.graphs["search"].run_numpy(crops_nchw(crops), zf.numpy())[0][:, 0]
+    assert got.shape == ref.shape == (3, 17, 17)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * np.abs(ref).max())

@@ -21,13 +21,12 @@ Method
   lower bound of an update; ``vs backbone`` = backbone-only time / the tracker's update time.
 * FLOPs per frame: :class:`torch.utils.flop_counter.FlopCounterMode` over the first ``FLOP_FRAMES`` updates
   after an init (mean; GradNet's periodic update is amortised); GFLOP/s = FLOPs per frame / update time.
-* Memory: growth of this process's resident set while the tracker is built, initialised and run on a
-  few frames (measured before the timing, trackers built one after another; libraries already loaded).
+* Memory (:mod:`gradtrack.bench.memory`): each run in a fresh process with the libraries loaded, the growth
+  of the resident set while the tracker is built, initialised and run on a few frames (``first``), and
+  what a second one beside it adds (``another``).
 """
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
 import platform
 import statistics
@@ -46,7 +45,6 @@ from ..trackers.common import STAGES, StageTimer, cpu_bf16_flags, timing
 
 REPO = Path(__file__).resolve().parents[3]
 FLOP_FRAMES = 5
-MEMORY_FRAMES = 5
 DEFAULT_SEQUENCE = "otb/Crossing"
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 BACKENDS = ("torch", "onnxruntime")
@@ -145,9 +143,11 @@ class Run:
     init_s: list[float] = field(default_factory=list)
     timer: StageTimer | None = None
     staged_frames: int = 0
-    memory_mb: float | None = None
+    memory_mb: float | None = None  # resident memory the first live tracker adds (bench.memory)
+    memory_another_mb: float | None = None  # ... and a second one beside it
     flops: float | None = None
     note: str = ""
+    rebuild: dict | None = None  # how a fresh process builds this run again (bench.memory)
 
 
 def _precision_kwargs(name: str, precision: str) -> list[dict]:
@@ -242,7 +242,10 @@ def gradtrack_run(name: str, device: str, precision: str, backend: str, weights=
     used = getattr(getattr(tr, "model", None), "backend", "torch")
     label = name if used == "torch" else f"{name} [{used}]"
     return Run(f"{label} {prec}", "gradtrack", tr.init, tr.update, tracker=tr, precision=prec,
-               device=str(getattr(tr, "device", device)))
+               device=str(getattr(tr, "device", device)),
+               rebuild={"tracker": name, "device": device, "precision": precision, "backend": backend,
+                        "weights": None if weights is None else str(weights),
+                        "onnx_dir": None if onnx_dir is None else str(onnx_dir)})
 
 
 def backbone_run(base: Run, frame0: np.ndarray, box: np.ndarray) -> Run | None:
@@ -256,29 +259,38 @@ def backbone_run(base: Run, frame0: np.ndarray, box: np.ndarray) -> Run | None:
                precision=base.precision, device=base.device, base=base.label)
 
 
+PEERS = ("reference_siamfc", "nanotrack", "opencv_csrt")
+
+
+def build_peer(name: str, device: str) -> Run:
+    """The comparison tracker ``name`` (one of :data:`PEERS`) as a run; raises when it cannot be built."""
+    if name == "reference_siamfc":
+        ref = REPO / "benchmarks" / "reference_siamfc.py"
+        if not ref.is_file():
+            raise FileNotFoundError(f"{ref} not found (run from a gradtrack checkout)")
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("gradtrack_reference_siamfc", ref)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        r = mod.build(device=device)
+        return Run("reference_siamfc fp32", "peer", r.init, r.update, precision="fp32", device=device,
+                   note="plain SiamFC loop standing in for siamfc-pytorch (benchmarks/reference_siamfc.py)",
+                   rebuild={"peer": name, "device": device})
+    if name not in PEERS:
+        raise BenchError(f"unknown comparison tracker {name!r}; known: {', '.join(PEERS)}")
+    tr = build_tracker(name)
+    return Run(f"{name} (OpenCV)", "peer", tr.init, tr.update, tracker=tr, device="cpu",
+               rebuild={"peer": name, "device": "cpu"})
+
+
 def peer_runs(device: str) -> tuple[list[Run], list[str]]:
     """The comparison trackers that can be built here, and a note for each that cannot."""
     runs, notes = [], []
-    ref = REPO / "benchmarks" / "reference_siamfc.py"
-    if ref.is_file():
-        import importlib.util
-
+    for name in PEERS:
         try:
-            spec = importlib.util.spec_from_file_location("gradtrack_reference_siamfc", ref)
-            mod = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(mod)
-            r = mod.build(device=device)
-            runs.append(Run("reference_siamfc fp32", "peer", r.init, r.update, precision="fp32", device=device,
-                            note="plain SiamFC loop standing in for siamfc-pytorch (benchmarks/reference_siamfc.py)"))
+            runs.append(build_peer(name, device))
         except Exception as exc:  # noqa: BLE001 - a comparison that cannot run is skipped, with the reason
-            notes.append(f"reference_siamfc skipped: {type(exc).__name__}: {exc}")
-    else:
-        notes.append(f"reference_siamfc skipped: {ref} not found (run from a gradtrack checkout)")
-    for name in ("nanotrack", "opencv_csrt"):
-        try:
-            tr = build_tracker(name)
-            runs.append(Run(f"{name} (OpenCV)", "peer", tr.init, tr.update, tracker=tr, device="cpu"))
-        except Exception as exc:  # noqa: BLE001
             notes.append(f"{name} skipped: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     return runs, notes
 
@@ -454,33 +466,17 @@ def run_bench(trackers: list[str], device: str = "cpu", precision: str = "auto",
 
     runs: list[Run] = []
     notes: list[str] = []
-    if memory:  # load the convolution kernels' libraries first, so the first tracker is not charged for them
-        with torch.no_grad():
-            torch.nn.functional.conv2d(torch.zeros(1, 3, 64, 64), torch.zeros(8, 3, 3, 3))
-    if memory:  # likewise onnxruntime's one-time set-up (int8 and onnxruntime trackers), where installed
-        from ..deploy.onnx import OnnxBackendError, warm_runtime
-
-        with contextlib.suppress(OnnxBackendError):
-            warm_runtime()
     for name in trackers:
-        gc.collect()
         try:
+            d = onnx_dir
             if precision == "int8" and onnx_dir is None:
-                int8_graphs(name, weights, log)  # quantised before the memory probe, not charged to the tracker
-            before = rss_mb()
-            run = gradtrack_run(name, device, precision, backend, weights, onnx_dir)
+                d = int8_graphs(name, weights, log)  # quantised once here, not in each memory probe
+            run = gradtrack_run(name, device, precision, backend, weights, d)
         except Unsupported as exc:
             if len(trackers) == 1:
                 raise
             notes.append(f"{name} skipped: {exc}")
             continue
-        if memory:
-            peak = rss_mb()
-            run.init(imgs[0], b)
-            for f in imgs[1:1 + MEMORY_FRAMES]:
-                run.update(f)
-                peak = max(peak, rss_mb())
-            run.memory_mb = max(0.0, peak - before)
         runs.append(run)
         bb = backbone_run(run, imgs[0], b)
         if bb is not None:
@@ -490,17 +486,19 @@ def run_bench(trackers: list[str], device: str = "cpu", precision: str = "auto",
     if compare:
         peers, why = peer_runs(device)  # the reference loop on the same device; OpenCV's trackers on the CPU
         notes += why
-        for p in peers:
-            if memory:
-                gc.collect()
-                before = rss_mb()
-                p.init(imgs[0], b)
-                peak = before
-                for f in imgs[1:1 + MEMORY_FRAMES]:
-                    p.update(f)
-                    peak = max(peak, rss_mb())
-                p.memory_mb = max(0.0, peak - before)
         runs += peers
+    if memory:
+        from .memory import measure
+
+        for r in runs:
+            if r.rebuild is None:
+                continue
+            log(f"memory: {r.label} (a fresh process)")
+            got, why = measure(r.rebuild, imgs, b, threads=torch.get_num_threads())
+            if got is None:
+                notes.append(f"{r.label}: no memory figure: {why}")
+            else:
+                r.memory_mb, r.memory_another_mb = got["first"], got["another"]
     if flops:
         for r in runs:
             if r.kind != "backbone":
@@ -532,6 +530,7 @@ def run_bench(trackers: list[str], device: str = "cpu", precision: str = "auto",
             row["gflops_achieved"] = r.flops / 1e9 / (float(upd.mean()))
         if r.memory_mb is not None:
             row["rss_added_mb"] = r.memory_mb
+            row["rss_another_mb"] = r.memory_another_mb
         if r.kind == "gradtrack" and r.label in backbone_ms:
             row["backbone_only_ms"] = backbone_ms[r.label]
             row["vs_backbone"] = backbone_ms[r.label] / row["update_ms_median"]
@@ -547,9 +546,15 @@ def run_bench(trackers: list[str], device: str = "cpu", precision: str = "auto",
 
 # --------------------------------------------------------------------------------------------- report
 
+def _mem(row: dict) -> str:
+    if row.get("rss_added_mb") is None:
+        return "-"
+    return f"{row['rss_added_mb']:.0f} / {row['rss_another_mb']:.0f}"
+
+
 def format_table(res: BenchResult) -> str:
     """A Markdown table of the rows plus the stage breakdown."""
-    lines = ["| run | fps | x reference | update ms | vs backbone | GFLOP/frame | GFLOP/s | RSS added MB |",
+    lines = ["| run | fps | x reference | update ms | vs backbone | GFLOP/frame | GFLOP/s | RSS MB first / another |",
              "|---|---|---|---|---|---|---|---|"]
 
     def f(v, fmt):
@@ -559,7 +564,7 @@ def format_table(res: BenchResult) -> str:
         lines.append(f"| {r['label']} | {r['fps']:.1f} | {f(r.get('x_reference'), '.2f')} | "
                      f"{r['update_ms_median']:.1f} | {f(r.get('vs_backbone'), '.0%')} | "
                      f"{f(r.get('gflop_per_frame'), '.2f')} | {f(r.get('gflops_achieved'), '.0f')} | "
-                     f"{f(r.get('rss_added_mb'), '.0f')} |")
+                     f"{_mem(r)} |")
     staged = [r for r in res.rows if "stages_ms" in r]
     if staged:
         names = list(STAGES) + ["other"]

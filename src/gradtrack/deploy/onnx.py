@@ -37,8 +37,10 @@ import hashlib
 import json
 import os
 import sys
+import threading
 import time
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -304,10 +306,16 @@ def _export_one(spec: GraphSpec, model: nn.Module, path: Path, opset: int, expor
         raise ValueError(f"exporter must be 'torchscript' or 'dynamo', got {exporter!r}")
 
 
-def _session(path: Path | bytes, threads: int | None = None, providers=None):
-    """An onnxruntime session on the graph file ``path`` (or a serialised graph) with gradtrack's options."""
+def _session(path: Path | bytes, threads: int | None = None, providers=None, light: bool = False):
+    """An onnxruntime session on the graph file ``path`` (or a serialised graph) with gradtrack's options.
+
+    ``light``: basic graph optimisations only, for graphs that run once per sequence (the template): the
+    full level's layout transforms keep a second, reordered copy of every convolution weight (the fp32
+    AlexNet template graph: 30 MB resident instead of 9 MB) to save a millisecond per call."""
     ort = _require("onnxruntime")
     opts = ort.SessionOptions()
+    if light:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     opts.intra_op_num_threads = int(threads or torch.get_num_threads())
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
@@ -486,13 +494,41 @@ def _check_manifest(man: dict, onnx_dir: Path, tracker: str, model: nn.Module, n
 
 # ------------------------------------------------------------------------------------------- backend
 
+class _SharedSession:
+    """An onnxruntime session that every :class:`OrtGraph` on the same graph file shares (sessions are
+    read-only and ``run`` is thread-safe): a second tracker on the same graphs adds its own state only, not
+    another copy of the weights and the activation arena.  Held weakly: freed with its last user."""
+
+    _live: "weakref.WeakValueDictionary[tuple, _SharedSession]" = weakref.WeakValueDictionary()
+    _lock = threading.Lock()
+
+    def __init__(self, session):
+        self.session = session
+
+    @classmethod
+    def get(cls, path: Path, threads: int | None, light: bool = False):
+        st = path.stat()  # a rewritten file (new size or time) gets a new session
+        key = (str(path.resolve()), st.st_size, st.st_mtime_ns, int(threads or torch.get_num_threads()), light)
+        with cls._lock:
+            shared = cls._live.get(key)
+            if shared is None:
+                shared = cls(_session(path, threads, light=light))
+                cls._live[key] = shared
+            return shared
+
+
 class OrtGraph:
     """One ONNX Runtime session called like a torch function: torch tensors (or numpy arrays) in, float32
-    torch tensors out (on ``device``)."""
+    torch tensors out (on ``device``).  Graphs on the same file share one session (:class:`_SharedSession`);
+    ``light``: see :func:`_session`."""
 
-    def __init__(self, path: Path, device: torch.device, threads: int | None = None):
+    def __init__(self, path: Path, device: torch.device, threads: int | None = None, light: bool = False):
         self.path = path
-        self.session = _session(path, threads)
+        try:
+            self._shared = _SharedSession.get(Path(path), threads, light)
+        except OSError as exc:
+            raise OnnxBackendError(f"{path}: cannot read this graph file ({exc.strerror or exc})") from None
+        self.session = self._shared.session
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.device = device
@@ -515,6 +551,7 @@ class _OrtModel:
 
     backend = "onnxruntime"
     graph_names: tuple[str, ...] = ()
+    once_per_sequence: tuple[str, ...] = ()  # graphs run at init only: light sessions (see _session)
 
     def __init__(self, torch_model: nn.Module, onnx_dir: Path, manifest: dict, device: torch.device,
                  threads: int | None = None):
@@ -524,7 +561,8 @@ class _OrtModel:
         self.device = device
         self.threads = threads
         self.precision = manifest_precision(manifest)
-        self.graphs = {n: OrtGraph(onnx_dir / manifest["graphs"][n]["file"], device, threads) for n in self.graph_names}
+        self.graphs = {n: OrtGraph(onnx_dir / manifest["graphs"][n]["file"], device, threads,
+                                   light=n in self.once_per_sequence) for n in self.graph_names}
 
     # the torch-module calls the trackers make on their model
     def to(self, device=None, *args, **kwargs):
@@ -553,13 +591,19 @@ class OrtSiamFC(_OrtModel):
     uint8 HWC crops straight to ``S x n x n`` raw maps as numpy)."""
 
     graph_names = ("template", "search")
+    once_per_sequence = ("template",)
 
     def embed(self, z: torch.Tensor) -> torch.Tensor:
         return self.graphs["template"](z)
 
     def responses(self, crops: np.ndarray, zf: torch.Tensor) -> np.ndarray:
-        zf_np = zf.detach().float().cpu().numpy()
-        return self.graphs["search"].run_numpy(crops_nchw(crops), np.ascontiguousarray(zf_np))[0][:, 0]
+        """One search crop at a time: the same maps and speed as one batch of ``S`` on the CPU (measured on 2
+        cores: 15.8 ms either way for three scales), with a third of the activation memory (about 20 MB
+        resident instead of 44 MB for the int8 AlexNet)."""
+        zf_np = np.ascontiguousarray(zf.detach().float().cpu().numpy())
+        x = crops_nchw(crops)
+        g = self.graphs["search"]
+        return np.concatenate([g.run_numpy(x[i:i + 1], zf_np)[0][:, 0] for i in range(len(x))])
 
     def score(self, zf: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The search graph on images ``x`` (it includes the backbone: ``score(zf, x)`` here takes crops)."""
