@@ -7,7 +7,8 @@
 Prints fps (median of the repeats), time per stage per frame, FLOPs per frame and achieved GFLOP/s, the
 resident memory one live tracker costs and a second one adds (each run in a fresh process), and with
 ``--compare`` the reference SiamFC loop (``benchmarks/reference_siamfc.py``, standing in for siamfc-pytorch),
-OpenCV NanoTrack and CSRT measured in the same run, as ratios to the reference.  Method: :mod:`gradtrack.bench.core`.
+OpenCV NanoTrack and CSRT measured in the same run, as ratios to the reference.  Method:
+:mod:`gradtrack.bench.core`.
 """
 from __future__ import annotations
 
@@ -71,7 +72,8 @@ def register_cli(subparsers) -> None:
     p = subparsers.add_parser(
         "bench", help="measure tracking speed (fps, stages, FLOPs, memory), side by side",
         description="Time trackers side by side (round robin over preloaded frames): fps = frames / "
-                    "(init + updates), median of the repeats; time per stage; FLOPs per frame; RSS of a first and a second live tracker.")
+                    "(init + updates), median of the repeats; time per stage; FLOPs per frame; RSS of a first "
+                    "and a second live tracker.")
     p.add_argument("--tracker", action="append", default=None, metavar="NAME",
                    help=f"tracker to measure (repeatable; default: {', '.join(DEFAULT_TRACKERS)})")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
