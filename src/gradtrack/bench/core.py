@@ -30,7 +30,6 @@ from __future__ import annotations
 import os
 import platform
 import statistics
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ import torch
 from ..config import ConfigError
 from ..trackers import build_tracker, list_trackers
 from ..trackers.common import STAGES, StageTimer, cpu_bf16_flags, timing
+from .memory import measure, probe, read_frames
 
 REPO = Path(__file__).resolve().parents[3]
 FLOP_FRAMES = 5
@@ -295,19 +295,24 @@ def peer_runs(device: str) -> tuple[list[Run], list[str]]:
     return runs, notes
 
 
+def memory_child(spec_json: str, frames_file: str) -> None:
+    """Entry point of :func:`gradtrack.bench.memory.measure`'s fresh process: builds the run ``spec``
+    describes (:attr:`Run.rebuild`) twice and prints the memory figures as one JSON line."""
+    import json
+
+    spec = json.loads(spec_json)
+    frames, box = read_frames(frames_file)
+
+    def build() -> Run:
+        if "peer" in spec:
+            return build_peer(spec["peer"], spec["device"])
+        return gradtrack_run(spec["tracker"], spec["device"], spec["precision"], spec["backend"],
+                             spec.get("weights"), spec.get("onnx_dir"))
+
+    print(json.dumps(probe(build, frames, box, spec.get("threads"))), flush=True)
+
+
 # -------------------------------------------------------------------------------------------- measure
-
-def rss_mb() -> float:
-    """Current resident set size of this process in MiB (Linux ``/proc``; else the peak from ``resource``)."""
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError):
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak / 1024 if sys.platform != "darwin" else peak / 2**20
-
 
 class _GlobalOnly:
     """Stands in for FlopCounterMode's module tracker: every FLOP goes to "Global"."""
@@ -488,8 +493,6 @@ def run_bench(trackers: list[str], device: str = "cpu", precision: str = "auto",
         notes += why
         runs += peers
     if memory:
-        from .memory import measure
-
         for r in runs:
             if r.rebuild is None:
                 continue

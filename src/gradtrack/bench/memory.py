@@ -14,7 +14,8 @@ up to 60 MB lighter than the same tracker measured first.  Here every run gets a
    tracker adds (the working memory of the first is reused; graphs on the same ONNX files share their
    onnxruntime sessions).
 
-The frames travel through a temporary ``.npz``; the child prints one JSON line.
+The frames travel through a temporary ``.npz``; the child (:func:`gradtrack.bench.core.memory_child`, which
+knows how to build each kind of run) prints one JSON line.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -32,27 +34,37 @@ MEMORY_FRAMES = 5
 TIMEOUT_S = 600
 
 
-def _steps(run, frames: list[np.ndarray], box: np.ndarray, rss) -> float:
+def rss_mb() -> float:
+    """Current resident set size of this process in MiB (Linux ``/proc``; else the peak from ``resource``)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 1024 if sys.platform != "darwin" else peak / 2**20
+
+
+def _steps(run, frames: list[np.ndarray], box: np.ndarray) -> float:
     """Peak resident MiB over building-done, ``init`` and the updates of ``run``."""
-    peak = rss()
+    peak = rss_mb()
     run.init(frames[0], box)
-    peak = max(peak, rss())
+    peak = max(peak, rss_mb())
     for f in frames[1:1 + MEMORY_FRAMES]:
         run.update(f)
-        peak = max(peak, rss())
+        peak = max(peak, rss_mb())
     return peak
 
 
-def probe(spec: dict, frames: list[np.ndarray], box: np.ndarray) -> dict:
-    """In this (fresh) process: ``{"first": MiB, "another": MiB}`` for the run ``spec`` describes
-    (:attr:`gradtrack.bench.core.Run.rebuild`)."""
+def probe(build: Callable[[], object], frames: list[np.ndarray], box: np.ndarray,
+          threads: int | None = None) -> dict:
+    """In this (fresh) process: ``{"first": MiB, "another": MiB}`` for the runs ``build()`` makes (objects
+    with ``init(frame, box)`` and ``update(frame)``)."""
     import gc
 
     import torch
 
-    from . import core
-
-    threads = spec.get("threads")
     if threads:
         torch.set_num_threads(int(threads))
     with torch.no_grad():  # the convolution libraries, loaded once per process whatever is tracked
@@ -61,28 +73,28 @@ def probe(spec: dict, frames: list[np.ndarray], box: np.ndarray) -> dict:
 
     with contextlib.suppress(OnnxBackendError):
         warm_runtime()
-
-    def build():
-        if "peer" in spec:
-            return core.build_peer(spec["peer"], spec["device"])
-        return core.gradtrack_run(spec["tracker"], spec["device"], spec["precision"], spec["backend"],
-                                  spec.get("weights"), spec.get("onnx_dir"))
-
     gc.collect()
-    before = core.rss_mb()
+    before = rss_mb()
     first = build()
-    peak1 = _steps(first, frames, box, core.rss_mb)
+    peak1 = _steps(first, frames, box)
     gc.collect()
-    mid = core.rss_mb()
+    mid = rss_mb()
     second = build()
-    peak2 = _steps(second, frames, box, core.rss_mb)
+    peak2 = _steps(second, frames, box)
     del first, second
     return {"first": max(0.0, peak1 - before), "another": max(0.0, peak2 - mid)}
 
 
+def read_frames(frames_file: str) -> tuple[list[np.ndarray], np.ndarray]:
+    """``(frames, box)`` as :func:`measure` wrote them for the child."""
+    with np.load(frames_file) as d:
+        return [d[f"f{i}"] for i in range(len(d.files) - 1)], d["box"]
+
+
 def measure(spec: dict, frames: list[np.ndarray], box: np.ndarray, threads: int | None = None,
             timeout: float = TIMEOUT_S) -> tuple[dict | None, str | None]:
-    """``(figures, None)`` from :func:`probe` run in a fresh interpreter, or ``(None, why)`` if it failed."""
+    """``(figures, None)`` from :func:`probe` run in a fresh interpreter on the run ``spec`` describes
+    (:attr:`gradtrack.bench.core.Run.rebuild`), or ``(None, why)`` if it failed."""
     import gradtrack
 
     spec = {**spec, "threads": threads}
@@ -95,7 +107,7 @@ def measure(spec: dict, frames: list[np.ndarray], box: np.ndarray, threads: int 
         data = Path(tmp) / "frames.npz"
         np.savez(data, box=np.asarray(box, np.float64),
                  **{f"f{i}": f for i, f in enumerate(frames[:1 + MEMORY_FRAMES])})
-        code = "import sys; from gradtrack.bench.memory import child_main; child_main(sys.argv[1], sys.argv[2])"
+        code = "import sys; from gradtrack.bench.core import memory_child; memory_child(sys.argv[1], sys.argv[2])"
         try:
             out = subprocess.run([sys.executable, "-c", code, json.dumps(spec), str(data)], env=env,
                                  capture_output=True, text=True, timeout=timeout)
@@ -106,12 +118,3 @@ def measure(spec: dict, frames: list[np.ndarray], box: np.ndarray, threads: int 
         err = (out.stderr.strip().splitlines() or ["no output"])[-1]
         return None, f"the memory probe failed (exit {out.returncode}): {err[:300]}"
     return json.loads(lines[-1]), None
-
-
-def child_main(spec_json: str, frames_file: str) -> None:
-    """Entry point of the fresh process (:func:`measure`)."""
-    spec = json.loads(spec_json)
-    with np.load(frames_file) as d:
-        box = d["box"]
-        frames = [d[f"f{i}"] for i in range(len(d.files) - 1)]
-    print(json.dumps(probe(spec, frames, box)), flush=True)
