@@ -191,6 +191,7 @@ def test_trackers_on_the_same_graphs_share_their_sessions(exported, demo, tmp_pa
     its state, not another copy of the weights and arena); the template graph, run once per sequence, gets
     the light session; a rewritten file gets a new session; sharing changes no box."""
     import gc
+    import weakref
 
     from gradtrack.deploy.onnx import _SharedSession
 
@@ -214,10 +215,11 @@ def test_trackers_on_the_same_graphs_share_their_sessions(exported, demo, tmp_pa
     shutil.copytree(out, other)
     c = gradtrack.build_tracker("siamfc", backend="onnxruntime", onnx_dir=other)
     assert c.model.graphs["search"].session is not a.model.graphs["search"].session
-    live = len(_SharedSession._live)
+    held = [weakref.ref(g._shared) for g in c.model.graphs.values()]
+    assert all(isinstance(r(), _SharedSession) for r in held)
     del c
     gc.collect()
-    assert len(_SharedSession._live) == live - 2  # freed with their last tracker
+    assert all(r() is None for r in held)  # freed with their last tracker
 
 
 def test_search_graph_one_scale_at_a_time_equals_one_batch(exported):

@@ -95,10 +95,8 @@ def measure(spec: dict, frames: list[np.ndarray], box: np.ndarray, threads: int 
             timeout: float = TIMEOUT_S) -> tuple[dict | None, str | None]:
     """``(figures, None)`` from :func:`probe` run in a fresh interpreter on the run ``spec`` describes
     (:attr:`gradtrack.bench.core.Run.rebuild`), or ``(None, why)`` if it failed."""
-    import gradtrack
-
     spec = {**spec, "threads": threads}
-    pkg_root = str(Path(gradtrack.__file__).resolve().parents[1])
+    pkg_root = str(Path(__file__).resolve().parents[2])  # the folder holding the gradtrack package
     env = dict(os.environ)
     env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     if threads:
