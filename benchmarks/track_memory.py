@@ -17,21 +17,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-import cv2
-import numpy as np
 
-
-def write_video(path: Path, frames: int, size=(1920, 1080)) -> tuple[float, float, float, float]:
+def render_demo_video(path: Path, frames: int, size=(1920, 1080)) -> tuple[float, float, float, float]:
     """The `demo` procedural sequence rendered at ``size``; returns the first frame's box."""
     from gradtrack.data import synthetic
+    from gradtrack.io import write_video
 
     seq = synthetic.preset("demo", seed=0, num_frames=frames, size=size)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, size)
-    if not writer.isOpened():
-        raise SystemExit(f"OpenCV cannot write {path} (mp4v)")
-    for i in range(len(seq.frames)):
-        writer.write(cv2.cvtColor(np.asarray(seq.frames[i]), cv2.COLOR_RGB2BGR))
-    writer.release()
+    write_video(path, (seq.frames[i] for i in range(len(seq.frames))), fps=30.0)
     return tuple(float(v) for v in seq.boxes[0])
 
 
@@ -59,7 +52,7 @@ def main(argv=None) -> int:
     trackers = args.tracker or ["gradnet"]
     with tempfile.TemporaryDirectory(prefix="gradtrack-mem-") as tmp:
         video = Path(tmp) / "video_1080p.mp4"
-        box = write_video(video, args.frames)
+        box = render_demo_video(video, args.frames)
         print(f"video: 1920x1080, {args.frames} frames; box {box}; limit 1024 MB; OMP_NUM_THREADS={args.threads}")
         print("| tracker | peak RSS MB | wall s | fps | exit |")
         print("|---|---|---|---|---|")
