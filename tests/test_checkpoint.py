@@ -162,3 +162,21 @@ def test_malformed_state_dict(tmp_path):
     torch.save(ckpt, bad)
     with pytest.raises(CheckpointError, match="state_dict"):
         load_model(bad)
+
+
+def test_config_alone_and_legacy_format_files(tmp_path):
+    """``read_model_config`` gives the config ``load_model`` rebuilds from (weights unread); a file in
+    torch's legacy (pre-zip) format, which cannot be memory-mapped, still loads."""
+    from gradtrack.checkpoint import read_model_config
+
+    model = _model()
+    path = save_model(tmp_path / "m.pt", "siamfc", model)
+    name, cfg = read_model_config(path, expected="siamfc")
+    assert name == "siamfc" and cfg == model.cfg
+    with pytest.raises(CheckpointError, match="expected gradnet"):
+        read_model_config(path, expected="gradnet")
+    legacy = tmp_path / "legacy.pt"
+    torch.save(torch.load(path, weights_only=True), legacy, _use_new_zipfile_serialization=False)
+    loaded, _ = load_model(legacy, expected="siamfc")
+    for k, v in loaded.state_dict().items():
+        assert torch.equal(v, model.state_dict()[k]), k

@@ -197,6 +197,7 @@ def test_sessions_do_not_spin_between_frames(int8_dir):
 
     opts = _session(int8_dir[0] / "search.onnx", threads=2).get_session_options()
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert not opts.enable_mem_pattern  # one planned block per run beside the arena: 7 MB more, no faster
 
 
 def test_auto_precision_picks_int8_only_on_cpus_without_amx(monkeypatch):
@@ -229,3 +230,36 @@ def test_bench_warms_onnxruntime_before_measuring_memory():
     from gradtrack.deploy.onnx import warm_runtime
 
     warm_runtime()
+
+
+def test_shipped_int8_tracker_loads_no_torch_copy_of_its_weights(demo, tmp_path, monkeypatch):
+    """The shipped int8 graphs hold every weight the SiamFC backend runs and their manifest records the
+    shipped file's SHA-256: the tracker is built from the checkpoint's config alone (14 MB less per
+    tracker).  A checkpoint with the same weights in another file takes the general path (the torch model
+    is loaded and its state hash compared) and tracks to the same boxes; other weights are refused."""
+    import torch
+
+    import gradtrack.trackers.common as common
+    from gradtrack.trackers.common import shipped_weights
+
+    frames, gt = demo
+    loaded = []
+    real_load = common.load_model
+    monkeypatch.setattr(common, "load_model", lambda *a, **k: loaded.append(a[0]) or real_load(*a, **k))
+    lean = gradtrack.build_tracker("siamfc", precision="int8")
+    assert loaded == [] and lean.model.cfg.geometry().instance_size == 255  # no torch network was built
+    ckpt = torch.load(shipped_weights("siamfc"), weights_only=True)
+    ckpt["meta"] = {**ckpt.get("meta", {}), "copied": True}  # same weights, another file (another SHA-256)
+    torch.save(ckpt, tmp_path / "copy.pt")
+    full = gradtrack.build_tracker("siamfc", weights=tmp_path / "copy.pt", backend="onnxruntime",
+                                   onnx_dir=shipped_int8_dir("siamfc"))
+    assert loaded == [tmp_path / "copy.pt"] and full.precision == lean.precision == "int8"
+    for tr in (lean, full):
+        tr.init(frames[0], gt[0])
+    for f in frames[1:8]:
+        assert np.array_equal(lean.update(f).box, full.update(f).box)
+    ckpt["state_dict"] = {k: (v + 0.01 if v.is_floating_point() else v) for k, v in ckpt["state_dict"].items()}
+    torch.save(ckpt, tmp_path / "other.pt")
+    with pytest.raises(OnnxBackendError, match="other weights"):
+        gradtrack.build_tracker("siamfc", weights=tmp_path / "other.pt", backend="onnxruntime",
+                                onnx_dir=shipped_int8_dir("siamfc"))

@@ -16,8 +16,9 @@ from typing import Any
 
 import torch
 
-from .config import ConfigError, to_dict
+from .config import ConfigError, from_dict, to_dict
 from .models import build_model
+from .models.registry import MODELS
 
 FORMAT = "gradtrack-model"
 VERSION = 1
@@ -49,12 +50,23 @@ def save_model(path: str | Path, name: str, model: torch.nn.Module, meta: dict |
     return path
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
+def read_checkpoint(path: str | Path, mmap: bool = False) -> dict[str, Any]:
+    """The checkpoint dict in ``path``, checked for the layout above (a :class:`CheckpointError` naming the
+    problem otherwise).  ``mmap=True``: its tensors are read-only-until-written views of the file mapped into
+    memory (pages are read when a tensor is used, and given back when the dict is dropped), not a copy on
+    the heap: for a model that is built and then loaded, the checkpoint never costs resident memory of its
+    own (a C allocator keeps freed heap memory, so a heap copy would stay resident after loading)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except RuntimeError:
+            if not mmap:
+                raise
+            # files in torch's legacy (pre-zip) format cannot be mapped: read them onto the heap
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle errors, truncated zip, foreign objects
         raise CheckpointError(f"{path}: not a readable gradtrack checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
@@ -91,14 +103,32 @@ def load_state(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], sour
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state_dict.items()})
 
 
-def load_model(path: str | Path, expected: str | tuple[str, ...] | None = None, device=None):
-    """Rebuild the model stored in ``path``; returns ``(model in eval mode, checkpoint dict)``."""
-    ckpt = read_checkpoint(path)
+def _expect(ckpt: dict, path, expected: str | tuple[str, ...] | None) -> str:
     name = ckpt["model"]
     if expected is not None:
         allowed = (expected,) if isinstance(expected, str) else expected
         if name not in allowed:
             raise CheckpointError(f"{path}: holds a {name!r} model, expected {' or '.join(allowed)}")
+    return name
+
+
+def read_model_config(path: str | Path, expected: str | tuple[str, ...] | None = None):
+    """``(model name, its config object)`` from the checkpoint in ``path``, without reading its weights
+    (the tensors stay unread in the mapped file): for a network that runs from other files (ONNX graphs)."""
+    ckpt = read_checkpoint(path, mmap=True)
+    name = _expect(ckpt, path, expected)
+    try:
+        cfg_cls, _ = MODELS.get(name)
+        return name, from_dict(cfg_cls, ckpt["config"], where=f"{path}: {name} model config")
+    except (ConfigError, KeyError) as exc:
+        raise CheckpointError(f"{path}: cannot rebuild the model from its config: {exc}") from None
+
+
+def load_model(path: str | Path, expected: str | tuple[str, ...] | None = None, device=None):
+    """Rebuild the model stored in ``path``; returns ``(model in eval mode, checkpoint dict)`` (the dict's
+    tensors map the file: see :func:`read_checkpoint`)."""
+    ckpt = read_checkpoint(path, mmap=True)
+    name = _expect(ckpt, path, expected)
     try:
         model = build_model(name, ckpt["config"])
     except (ConfigError, KeyError) as exc:

@@ -66,6 +66,23 @@ def shipped_weights(name: str) -> Path:
     return WEIGHTS_DIR / f"{name}.pt"
 
 
+def tracker_weights_file(tracker_name: str, weights) -> Path:
+    """The checkpoint file ``weights`` names (``None``: the shipped ``weights/<tracker_name>.pt``, a clear
+    :class:`WeightsNotFoundError` if none is shipped yet; else a path)."""
+    if weights is None:
+        path = shipped_weights(tracker_name)
+        if not path.is_file():
+            raise WeightsNotFoundError(
+                f"no trained weights are shipped for tracker {tracker_name!r} yet (expected {path}). Pass "
+                f"weights=PATH to a checkpoint saved with gradtrack.checkpoint.save_model (e.g. from "
+                f"`gradtrack train`), or weights='random' for an UNTRAINED network whose output is meaningless."
+            )
+        return path
+    if isinstance(weights, (str, os.PathLike)):
+        return Path(weights).expanduser()
+    raise TypeError(f"weights must be None, 'random' or a checkpoint path, got {type(weights).__name__}")
+
+
 def load_tracker_model(tracker_name: str, weights, model_name: str, device: torch.device,
                        model_config=None) -> tuple[torch.nn.Module, str]:
     """The network of a tracker, in eval mode on ``device``, and a description of where it came from.
@@ -81,23 +98,12 @@ def load_tracker_model(tracker_name: str, weights, model_name: str, device: torc
     is_random = isinstance(weights, str) and weights == "random"
     if model_config is not None and not is_random:
         raise ValueError("model overrides are only allowed with weights='random'; a checkpoint carries its config")
-    if weights is None:
-        path = shipped_weights(tracker_name)
-        if not path.is_file():
-            raise WeightsNotFoundError(
-                f"no trained weights are shipped for tracker {tracker_name!r} yet (expected {path}). Pass "
-                f"weights=PATH to a checkpoint saved with gradtrack.checkpoint.save_model (e.g. from "
-                f"`gradtrack train`), or weights='random' for an UNTRAINED network whose output is meaningless."
-            )
-    elif is_random:
+    if is_random:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_WEIGHTS_SEED)
             model = build_model(model_name, model_config)
         return model.eval().to(device), "random"
-    elif isinstance(weights, (str, os.PathLike)):
-        path = Path(weights).expanduser()
-    else:
-        raise TypeError(f"weights must be None, 'random' or a checkpoint path, got {type(weights).__name__}")
+    path = tracker_weights_file(tracker_name, weights)
     model, _ = load_model(path, expected=model_name, device=device)
     return model.eval(), str(path)
 

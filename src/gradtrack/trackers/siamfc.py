@@ -35,7 +35,7 @@ from ..config import from_dict
 from .registry import TRACKERS, model_backend
 from .base import Tracker, TrackResult
 from .common import (INT8, PRECISIONS, WEIGHTS_DIR, SiameseSearch, TargetState, check_common, check_scale_params,
-                     cpu_bf16_flags, crops_to_tensor, load_tracker_model, normalize_response, resolve_device,
+                     cpu_bf16_flags, crops_to_tensor, load_tracker_model, tracker_weights_file, normalize_response, resolve_device,
                      sigmoid, stage, tracker_geometry, upsample_responses)
 
 
@@ -195,6 +195,14 @@ def _build(name: str, weights, device, backend, onnx_dir, overrides: dict, rando
         if chosen is not None:
             backend, onnx_dir = "onnxruntime", chosen
     random = isinstance(weights, str) and weights == "random"
+    if backend == "onnxruntime" and onnx_dir is not None and not random:
+        # graphs exported from this very file: no torch copy of their weights (deploy.onnx)
+        from ..deploy.onnx import load_backend_from_checkpoint
+
+        path = tracker_weights_file(name, weights)
+        net = load_backend_from_checkpoint(name, path, onnx_dir, device=dev)
+        if net is not None:
+            return SiamFCTracker(net, cfg, dev, weights_source=str(path))
     model, source = load_tracker_model(name, weights, "siamfc", dev, random_model if random else None)
     model = model_backend(name, model, source, backend, onnx_dir, dev, overrides)
     return SiamFCTracker(model, cfg, dev, weights_source=source)
