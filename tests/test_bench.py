@@ -237,6 +237,38 @@ def test_conv_act_checks_its_conv():
         common.ConvAct(torch.nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect"))
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_inference_net_shares_unchanged_weights_and_leaves_the_module_alone(precision):
+    """The folded copy reuses the storage of the tensors it does not change (fp32: all but the folded
+    convs; bf16: none) and never touches the original: its parameters keep their values, dtype,
+    ``requires_grad`` and memory format, and the original still trains."""
+    torch.manual_seed(0)
+    bn = torch.nn.BatchNorm2d(8)
+    with torch.no_grad():
+        bn.running_mean.uniform_(-1, 1), bn.running_var.uniform_(0.5, 2), bn.weight.uniform_(0.5, 2)
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), bn, torch.nn.ReLU(),
+                                 torch.nn.Conv2d(8, 4, 1), torch.nn.ReLU()).eval()
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    ptrs = {p.data_ptr() for p in module.parameters()}
+    net = common.inference_net(module, precision)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    for k, v in module.state_dict().items():
+        assert torch.equal(v, before[k]) and v.dtype == before[k].dtype and v.is_contiguous(), k
+    assert all(p.requires_grad for p in module.parameters())
+    assert all(not p.requires_grad for p in net.parameters())
+    assert all(p.dtype == common.precision_dtype(precision) for p in net.parameters())
+    shared = [p for p in net.parameters() if p.data_ptr() in ptrs]
+    if precision == "fp32":  # the unfolded 1x1 conv's weight and bias; the folded conv has its own
+        assert len(shared) == 2 and {tuple(p.shape) for p in shared} == {(4, 8, 1, 1), (4,)}
+    else:
+        assert not shared
+    x = torch.rand(2, 3, 16, 16) * 255
+    with torch.no_grad():
+        got, ref = net(x.to(common.precision_dtype(precision))).float(), module(x)
+    assert torch.allclose(got, ref, rtol=0, atol=(1e-4 if precision == "fp32" else 3e-2) * float(ref.abs().max()))
+    module(x).sum().backward()  # the original keeps its autograd
+    assert all(p.grad is not None for p in module.parameters())
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_cuda_paths(precision):

@@ -305,16 +305,23 @@ def _fuse_children(module: torch.nn.Module) -> None:
 
 def inference_net(module: torch.nn.Module, precision: str = "fp32", device=None) -> torch.nn.Module:
     """An inference-only copy of ``module`` (the search branch): every ``Conv2d`` directly followed by an
-    eval ``BatchNorm2d`` inside an ``nn.Sequential`` is folded into one convolution, parameters are frozen,
-    stored channels-last and in the ``precision`` dtype.  The original module is untouched (training and
-    the online gradient keep using it).  In fp32 the folded network agrees with the original to float
-    rounding (~1e-6 relative)."""
-    net = _fused(copy.deepcopy(module).eval())
+    eval ``BatchNorm2d`` inside an ``nn.Sequential`` is folded into one convolution, parameters are frozen
+    and in the ``precision`` dtype.  In fp32 the folded network agrees with the original to float rounding
+    (~1e-6 relative).
+
+    The copy shares the storage of every tensor it keeps unchanged (in fp32 on the same device: all but
+    the folded convolutions) instead of duplicating it; it holds its own ``Parameter`` objects, so freezing,
+    casting or moving the copy never touches ``module``, which training and the online gradient keep
+    using.  It is a snapshot for inference: after changing ``module``'s weights, build a new one.  Weights
+    keep their memory format (channels-last weights measured no faster for channels-last inputs)."""
+    memo: dict[int, object] = {id(p): torch.nn.Parameter(p.detach(), requires_grad=False) for p in module.parameters()}
+    memo.update({id(b): b.detach() for b in module.buffers()})
+    net = _fused(copy.deepcopy(module, memo).eval())
     for prm in net.parameters():
         prm.requires_grad_(False)
     if device is not None:
         net = net.to(device)
-    return net.to(dtype=precision_dtype(precision), memory_format=torch.channels_last)
+    return net.to(dtype=precision_dtype(precision))
 
 
 def search_input(crops: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -557,7 +564,7 @@ class SiameseSearch:
         return autocast(self.device, self.cfg.amp)
 
     def _setup_precision(self, embed: torch.nn.Module) -> None:
-        """Resolve ``cfg.precision``/``cfg.amp`` and build the folded, channels-last search network
+        """Resolve ``cfg.precision``/``cfg.amp`` and build the folded search network
         (:func:`inference_net`) from ``embed`` (the module computing search features)."""
         self.precision = resolve_precision(getattr(self.cfg, "precision", "fp32"), self.cfg.amp, self.device)
         self._dtype = precision_dtype(self.precision)

@@ -14,7 +14,7 @@ the chosen scale, before upsampling and windowing.  ``extra`` holds ``scale_inde
 
 ``precision`` ("fp32", "bf16", "fp16" on CUDA, or "auto" = bf16 on CPUs with AVX512-BF16/AMX and on CUDA)
 is the dtype of the search branch; ``amp=True`` (older switch) means bf16.  The search branch runs as a
-BN-folded, channels-last copy of the backbone (:func:`gradtrack.trackers.common.inference_net`); the
+BN-folded copy of the backbone on channels-last inputs (:func:`gradtrack.trackers.common.inference_net`); the
 template stays fp32.  The precision used is ``tracker.precision`` and ``TrackResult.extra["precision"]``;
 ``gradtrack bench`` measures the speed of each.  The default is "auto": on val, bf16 search features
 scored +0.001 [+0.000, +0.001] success AUC from fp32 (paired 90 % interval over the 16 sequences; README,

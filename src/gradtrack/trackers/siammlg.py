@@ -115,7 +115,7 @@ class SiamMLGTracker(Tracker):
         if cfg.box_source == "boxhead" and model.box_head is None:
             raise ValueError("box_source='boxhead' needs a SiamMLG built with box_head=True")
         self.geom = tracker_geometry(model, cfg.instance_size)
-        # the per-frame network: a BN-folded, channels-last copy in the tracker's precision (the original
+        # the per-frame network: a BN-folded copy in the tracker's precision, on channels-last inputs (the original
         # model keeps computing the template side and the online gradient in fp32)
         self.precision = resolve_precision(cfg.precision, cfg.amp, self.device)
         self._dtype = precision_dtype(self.precision)
